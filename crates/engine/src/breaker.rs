@@ -1,0 +1,181 @@
+//! One circuit breaker per remote system (netsuite, gpapi, retail). Hand-written (see
+//! rust-stack.md): a tiny state machine with an injected clock is easier to test exactly than a
+//! tower layer, and it must park *jobs* (durable) rather than fail requests.
+
+use heartsuite_core::{Clock, ErrorClass};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Closed,
+    /// Refusing calls until the given instant (µs), then one probe is let through.
+    Open { until: i64 },
+    /// One probe is in flight; others wait.
+    HalfOpen,
+}
+
+impl State {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open { .. } => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the circuit.
+    pub failure_threshold: u32,
+    /// How long an open circuit refuses before probing (µs).
+    pub open_for: i64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self { failure_threshold: 5, open_for: 30_000_000 }
+    }
+}
+
+#[derive(Debug)]
+struct Circuit {
+    state: State,
+    consecutive_failures: u32,
+}
+
+/// A change worth an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Opened { system: String, reason: String },
+    Closed { system: String },
+}
+
+pub struct Breakers {
+    cfg: BreakerConfig,
+    clock: Arc<dyn Clock>,
+    circuits: Mutex<HashMap<String, Circuit>>,
+}
+
+/// Whether a job touching `system` may run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Yes,
+    /// Parked until this instant (µs).
+    No { until: i64 },
+}
+
+impl Breakers {
+    pub fn new(cfg: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
+        Self { cfg, clock, circuits: Mutex::new(HashMap::new()) }
+    }
+
+    fn with<R>(&self, system: &str, f: impl FnOnce(&mut Circuit) -> R) -> R {
+        // A poisoned lock only means another thread panicked mid-update of plain counters;
+        // the data is still usable.
+        let mut map = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
+        let c = map.entry(system.to_string()).or_insert(Circuit { state: State::Closed, consecutive_failures: 0 });
+        f(c)
+    }
+
+    pub fn admit(&self, system: &str) -> Admit {
+        let now = self.clock.now_micros();
+        let retry_in = self.cfg.open_for / 10;
+        self.with(system, |c| match c.state {
+            State::Closed => Admit::Yes,
+            State::Open { until } if now >= until => {
+                c.state = State::HalfOpen;
+                Admit::Yes
+            }
+            State::Open { until } => Admit::No { until },
+            // One probe at a time; the others look again shortly.
+            State::HalfOpen => Admit::No { until: now + retry_in.max(1_000_000) },
+        })
+    }
+
+    pub fn on_success(&self, system: &str) -> Option<Transition> {
+        self.with(system, |c| {
+            c.consecutive_failures = 0;
+            let was = c.state;
+            c.state = State::Closed;
+            (was != State::Closed).then(|| Transition::Closed { system: system.to_string() })
+        })
+    }
+
+    /// Records a failure of a class that says something about the remote's health.
+    pub fn on_failure(&self, system: &str, class: ErrorClass, reason: &str) -> Option<Transition> {
+        let counts = matches!(class, ErrorClass::Transient | ErrorClass::Unavailable | ErrorClass::Auth);
+        if !counts {
+            return None;
+        }
+        let now = self.clock.now_micros();
+        let open_for = self.cfg.open_for;
+        let threshold = self.cfg.failure_threshold;
+        self.with(system, |c| {
+            c.consecutive_failures += 1;
+            let trip = class == ErrorClass::Auth
+                || c.state == State::HalfOpen
+                || c.consecutive_failures >= threshold;
+            if !trip {
+                return None;
+            }
+            let was_open = matches!(c.state, State::Open { .. } | State::HalfOpen);
+            c.state = State::Open { until: now + open_for };
+            (!was_open).then(|| Transition::Opened { system: system.to_string(), reason: reason.to_string() })
+        })
+    }
+
+    pub fn states(&self) -> Vec<(String, State)> {
+        let map = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = map.iter().map(|(k, c)| (k.clone(), c.state)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heartsuite_core::ManualClock;
+
+    fn breakers() -> (Arc<ManualClock>, Breakers) {
+        let clock = Arc::new(ManualClock::new(0));
+        let b = Breakers::new(BreakerConfig { failure_threshold: 3, open_for: 10_000_000 }, clock.clone());
+        (clock, b)
+    }
+
+    #[test]
+    fn opens_after_threshold_then_probes_then_closes() {
+        let (clock, b) = breakers();
+        assert_eq!(b.on_failure("ns", ErrorClass::Transient, "503"), None);
+        assert_eq!(b.on_failure("ns", ErrorClass::Transient, "503"), None);
+        assert!(matches!(b.on_failure("ns", ErrorClass::Transient, "503"), Some(Transition::Opened { .. })));
+        assert_eq!(b.admit("ns"), Admit::No { until: 10_000_000 });
+        assert_eq!(b.admit("gp"), Admit::Yes, "circuits are per system");
+        clock.advance(10_000_000);
+        assert_eq!(b.admit("ns"), Admit::Yes, "one probe after the cool-down");
+        assert!(matches!(b.admit("ns"), Admit::No { .. }), "only one probe at a time");
+        assert_eq!(b.on_success("ns"), Some(Transition::Closed { system: "ns".into() }));
+        assert_eq!(b.admit("ns"), Admit::Yes);
+    }
+
+    #[test]
+    fn failed_probe_reopens_and_auth_opens_at_once() {
+        let (clock, b) = breakers();
+        assert!(b.on_failure("gp", ErrorClass::Auth, "401").is_some());
+        clock.advance(10_000_000);
+        assert_eq!(b.admit("gp"), Admit::Yes);
+        assert_eq!(b.on_failure("gp", ErrorClass::Transient, "503"), None, "already open: no second alert");
+        assert!(matches!(b.admit("gp"), Admit::No { .. }));
+    }
+
+    #[test]
+    fn data_errors_do_not_trip() {
+        let (_c, b) = breakers();
+        for _ in 0..10 {
+            assert_eq!(b.on_failure("ns", ErrorClass::Data, "bad field"), None);
+        }
+        assert_eq!(b.admit("ns"), Admit::Yes);
+    }
+}

@@ -1,0 +1,12 @@
+//! The `heartsuite` binary's library half: CLI, HTTP server and the wiring of every crate, so the
+//! black-box tests in `tests/` can start the real server on a random port.
+
+pub mod api_error;
+pub mod bench;
+pub mod demo;
+pub mod wiring;
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod sources;
+pub mod telemetry;
