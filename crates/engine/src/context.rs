@@ -119,3 +119,8 @@ impl JobContext {
         (self.performed.load(Ordering::Relaxed), self.skipped.load(Ordering::Relaxed))
     }
 }
+
+/// The payload a job runs on: an operator's edited payload if a replay set one, else the event's.
+pub fn job_input(job: &heartsuite_store::LeasedJob) -> &Value {
+    job.job.payload_override.as_ref().unwrap_or(&job.event.payload)
+}
