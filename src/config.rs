@@ -24,6 +24,70 @@ pub struct Config {
     pub retry: BTreeMap<String, ClassPolicy>,
     pub secrets: SecretsConfig,
     pub flows: FlowsConfig,
+    /// The NetSuite account (absent: flows cannot write to NetSuite).
+    pub netsuite: Option<NetSuiteConfig>,
+    /// GP-API credentials (absent: no captures, refunds, deposit polling).
+    pub gpapi: Option<GpApiConfig>,
+    /// Heartland Retail API (absent: no record fetch-back, item/stock pushes).
+    pub retail: Option<RetailConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetSuiteConfig {
+    /// Account id as NetSuite writes it, e.g. `1234567_SB1`.
+    pub account: String,
+    /// Override of `https://{account-slug}.suitetalk.api.netsuite.com` (the sandbox).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// `tba` (OAuth 1.0a) or `oauth2` (client credentials, JWT ES256).
+    pub auth: String,
+    #[serde(default)]
+    pub consumer_key: Option<String>,
+    #[serde(default)]
+    pub consumer_secret: Option<String>,
+    #[serde(default)]
+    pub token_id: Option<String>,
+    #[serde(default)]
+    pub token_secret: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub certificate_id: Option<String>,
+    /// PKCS#8 PEM private key (a secret reference such as `file:/etc/heartsuite/ns.pem`).
+    #[serde(default)]
+    pub private_key: Option<String>,
+    /// Concurrent requests this integration may use; 0 = ask governanceLimits.
+    #[serde(default = "default_ns_concurrency")]
+    pub concurrency: u32,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_ns_concurrency() -> u32 {
+    5
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpApiConfig {
+    /// Default `https://apis.sandbox.globalpay.com/ucp`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    pub app_id: String,
+    pub app_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetailConfig {
+    /// `https://{subdomain}.retail.heartland.us/api`.
+    pub base_url: String,
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +215,9 @@ impl Default for Config {
             retry: BTreeMap::new(),
             secrets: SecretsConfig::default(),
             flows: FlowsConfig::default(),
+            netsuite: None,
+            gpapi: None,
+            retail: None,
         }
     }
 }

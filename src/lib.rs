@@ -7,6 +7,7 @@ pub mod demo;
 pub mod wiring;
 pub mod cli;
 pub mod config;
+pub mod connectors;
 pub mod server;
 pub mod sources;
 pub mod telemetry;

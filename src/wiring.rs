@@ -1,33 +1,144 @@
-//! Chooses, from the configuration, which flows an event triggers and what runs a job.
+//! Wiring: flow files decide which flows an event triggers, and a job runs its flow with a
+//! context whose lookups read the crosswalk (then the remote) and whose writes are the engine's
+//! idempotent effects executed by the connectors.
 
 use crate::config::{Config, SecretResolver};
+use crate::connectors::Connectors;
 use crate::server::FlowRouter;
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use async_trait::async_trait;
-use heartsuite_core::{Clock, Failure};
+use heartsuite_core::{Clock, ErrorClass, Failure};
+use heartsuite_engine::breaker::{Admit, Breakers};
+use heartsuite_engine::context::job_input;
+use heartsuite_engine::policy::Policies;
 use heartsuite_engine::{JobContext, JobHandler};
+use heartsuite_flows::{FlowContext, FlowSet, WriteIntent, WriteResult};
 use heartsuite_store::LeasedJob;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Until flow files are loaded (issue #3), no event triggers a flow: events are stored in the
-/// inbox and nothing runs.
-struct NoFlows;
+pub struct FlowEngine {
+    pub flows: Arc<FlowSet>,
+    pub connectors: Arc<Connectors>,
+    pub breakers: Arc<Breakers>,
+    pub base_policies: Policies,
+}
 
-impl FlowRouter for NoFlows {
-    fn flows_for(&self, _kind: &str, _payload: &Value) -> Vec<String> {
-        Vec::new()
+impl FlowRouter for FlowEngine {
+    fn flows_for(&self, kind: &str, payload: &Value) -> Vec<String> {
+        self.flows.flows_for(kind, payload).into_iter().map(|f| f.name().to_string()).collect()
     }
 }
 
 #[async_trait]
-impl JobHandler for NoFlows {
-    async fn run(&self, job: &LeasedJob, _ctx: &JobContext) -> Result<(), Failure> {
-        Err(Failure::bug(format!("no flow named `{}` is loaded", job.job.flow)))
+impl JobHandler for FlowEngine {
+    fn policies(&self, flow: &str) -> Policies {
+        let mut p = self.base_policies.clone();
+        if let Some(over) = self.flows.get(flow).ok().and_then(|f| f.retry_policy()) {
+            for class in ErrorClass::ALL {
+                if let Some(o) = over.for_class(class) {
+                    let mut cp = p.get(class);
+                    if let Some(v) = o.max_attempts {
+                        cp.max_attempts = v;
+                    }
+                    if let Some(v) = o.base_delay {
+                        cp.base_delay = v;
+                    }
+                    if let Some(v) = o.max_delay {
+                        cp.max_delay = v;
+                    }
+                    p.set(class, cp);
+                }
+            }
+        }
+        p
+    }
+
+    async fn run(&self, job: &LeasedJob, ctx: &JobContext) -> Result<(), Failure> {
+        let flow = self
+            .flows
+            .get(&job.job.flow)
+            .map_err(|_| Failure::bug(format!("flow `{}` is no longer loaded; restore its file or discard the job", job.job.flow)))?;
+        let mut fctx = EngineFlowContext { job: ctx, engine: self };
+        flow.run(job_input(job), &mut fctx).await.map(|_| ())
     }
 }
 
-pub fn build(_cfg: &Config, _secrets: &SecretResolver, _clock: Arc<dyn Clock>) -> Result<(Arc<dyn FlowRouter>, Arc<dyn JobHandler>)> {
-    let n = Arc::new(NoFlows);
-    Ok((n.clone(), n))
+struct EngineFlowContext<'a> {
+    job: &'a JobContext,
+    engine: &'a FlowEngine,
+}
+
+impl EngineFlowContext<'_> {
+    fn admit(&self, system: &str) -> Result<(), Failure> {
+        match self.engine.breakers.admit(system) {
+            Admit::Yes => Ok(()),
+            Admit::No { .. } => {
+                Err(Failure::new(ErrorClass::Unavailable, format!("circuit for {system} is open; parked")).with_system(system))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl FlowContext for EngineFlowContext<'_> {
+    async fn lookup(&mut self, system: &str, record_type: &str, key: &str) -> Result<Option<String>, Failure> {
+        if let Some(id) = self.job.known(system, record_type, key).await? {
+            return Ok(Some(id));
+        }
+        // Not created by us (or not yet recorded): ask the remote, and remember what it says.
+        if !self.engine.connectors.can_lookup(system, record_type) {
+            return Ok(None);
+        }
+        self.admit(system)?;
+        self.job.touch(system);
+        match self.engine.connectors.remote_lookup(system, record_type, key).await? {
+            Some(id) => {
+                let recorded = self.job.once(system, record_type, key, "lookup", || async { Ok(id) }).await?;
+                Ok(Some(recorded))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn write(&mut self, intent: &WriteIntent) -> Result<WriteResult, Failure> {
+        let system = intent.target.split('.').next().unwrap_or_default().to_string();
+        let action = intent.target.split_once('.').map(|(_, a)| a).unwrap_or("write");
+        if self.job.known(&system, &intent.record_type, &intent.idempotency_key).await?.is_none() {
+            self.admit(&system)?;
+        }
+        let connectors = self.engine.connectors.clone();
+        let remote_id = self
+            .job
+            .once(&system, &intent.record_type, &intent.idempotency_key, action, || async move { connectors.execute(intent).await })
+            .await?;
+        Ok(WriteResult { remote_id, response: Value::Null })
+    }
+}
+
+/// Loads the flows: the configured directory if it exists, else the built-in flows.
+pub fn load_flows(cfg: &Config) -> Result<FlowSet> {
+    let loaded = if cfg.flows.dir.is_dir() { FlowSet::load_dir(&cfg.flows.dir) } else { FlowSet::builtin() };
+    loaded.map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow!("the flow files have {} problem(s):\n{}", lines.len(), lines.join("\n"))
+    })
+}
+
+pub fn build(
+    cfg: &Config,
+    secrets: &SecretResolver,
+    clock: Arc<dyn Clock>,
+    breakers: Arc<Breakers>,
+) -> Result<(Arc<dyn FlowRouter>, Arc<dyn JobHandler>)> {
+    let flows = Arc::new(load_flows(cfg)?);
+    let connectors = Arc::new(Connectors::from_config(cfg, secrets, clock)?);
+    let mut base_policies = Policies::default();
+    for (name, p) in &cfg.retry {
+        if let Some(class) = ErrorClass::parse(name) {
+            base_policies.set(class, p.clone());
+        }
+    }
+    let engine = Arc::new(FlowEngine { flows, connectors, breakers, base_policies });
+    Ok((engine.clone(), engine))
 }

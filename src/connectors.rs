@@ -1,0 +1,150 @@
+//! The write targets flows may name, and the connectors that carry them out:
+//! `netsuite.upsert`, `netsuite.transform`, `gpapi.capture`, `gpapi.refund`, `gpapi.reverse`.
+//! Each is idempotent under the intent's key, which is what makes a rerun after a crash safe.
+
+use crate::config::{Config, SecretResolver};
+use anyhow::{Result, anyhow, bail};
+use heartsuite_core::{Clock, Failure, Money};
+use heartsuite_flows::WriteIntent;
+use heartsuite_heartland::{GpApiClient, GpApiConfig, RetailClient, RetailConfig};
+use heartsuite_netsuite::{Auth, Concurrency, NetSuiteClient};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Connectors {
+    pub netsuite: Option<Arc<NetSuiteClient>>,
+    pub gpapi: Option<Arc<GpApiClient>>,
+    pub retail: Option<Arc<RetailClient>>,
+}
+
+fn not_configured(system: &str) -> Failure {
+    // A flow that writes to a system with no credentials: the operator must configure it;
+    // auth-class keeps the job parked (attempts refunded) instead of losing it.
+    Failure::new(heartsuite_core::ErrorClass::Auth, format!("no [{system}] section in the configuration")).with_system(system)
+}
+
+fn param<'a>(intent: &'a WriteIntent, name: &str) -> Result<&'a str, Failure> {
+    intent.params.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| {
+        Failure::data(format!("write `{}` needs params.{name}", intent.target)).with_field(format!("params.{name}"))
+    })
+}
+
+fn amount_param(intent: &WriteIntent) -> Result<Option<Money>, Failure> {
+    let Some(amount) = intent.params.get("amount").and_then(|v| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let currency = param(intent, "currency")?;
+    Money::from_decimal_str(&amount, currency)
+        .map(Some)
+        .map_err(|e| Failure::data(format!("params.amount: {e}")).with_field("params.amount"))
+}
+
+impl Connectors {
+    pub fn from_config(cfg: &Config, secrets: &SecretResolver, clock: Arc<dyn Clock>) -> Result<Self> {
+        let mut c = Connectors::default();
+        if let Some(ns) = &cfg.netsuite {
+            let get = |v: &Option<String>, key: &str| -> Result<heartsuite_core::Secret> {
+                let r = v.as_deref().ok_or_else(|| anyhow!("configuration error: netsuite.{key} is required for auth = \"{}\"", ns.auth))?;
+                secrets.resolve(r, &format!("netsuite.{key}"))
+            };
+            let auth = match ns.auth.as_str() {
+                "tba" => Auth::Tba {
+                    consumer_key: get(&ns.consumer_key, "consumer_key")?,
+                    consumer_secret: get(&ns.consumer_secret, "consumer_secret")?,
+                    token_id: get(&ns.token_id, "token_id")?,
+                    token_secret: get(&ns.token_secret, "token_secret")?,
+                },
+                "oauth2" => Auth::OAuth2 {
+                    client_id: get(&ns.client_id, "client_id")?.expose().to_string(),
+                    certificate_id: get(&ns.certificate_id, "certificate_id")?.expose().to_string(),
+                    private_key_pem: get(&ns.private_key, "private_key")?,
+                    scope: "rest_webservices".into(),
+                },
+                other => bail!("configuration error: netsuite.auth = \"{other}\"; use \"tba\" or \"oauth2\""),
+            };
+            let mut conf = heartsuite_netsuite::Config::new(ns.account.clone(), auth);
+            conf.base_url = ns.base_url.clone();
+            conf.timeout = Duration::from_secs(ns.timeout_secs.max(1));
+            conf.concurrency = if ns.concurrency == 0 { Concurrency::FromAccount { fallback: 5 } } else { Concurrency::Fixed(ns.concurrency) };
+            conf.clock = clock.clone();
+            c.netsuite = Some(Arc::new(NetSuiteClient::new(conf).map_err(|e| anyhow!("netsuite: {e}"))?));
+        }
+        if let Some(gp) = &cfg.gpapi {
+            let mut conf = GpApiConfig::new(gp.app_id.clone(), secrets.resolve(&gp.app_key, "gpapi.app_key")?);
+            if let Some(u) = &gp.base_url {
+                conf = conf.with_base_url(u.clone());
+            }
+            c.gpapi = Some(Arc::new(GpApiClient::with_clock(conf, clock.clone()).map_err(|e| anyhow!("gpapi: {e}"))?));
+        }
+        if let Some(r) = &cfg.retail {
+            let conf = RetailConfig::new(r.base_url.clone(), secrets.resolve(&r.token, "retail.token")?);
+            c.retail = Some(Arc::new(RetailClient::new(conf).map_err(|e| anyhow!("retail: {e}"))?));
+        }
+        Ok(c)
+    }
+
+    fn netsuite(&self) -> Result<&NetSuiteClient, Failure> {
+        self.netsuite.as_deref().ok_or_else(|| not_configured("netsuite"))
+    }
+
+    fn gpapi(&self) -> Result<&GpApiClient, Failure> {
+        self.gpapi.as_deref().ok_or_else(|| not_configured("gpapi"))
+    }
+
+    /// Whether a crosswalk miss can be answered by the remote (NetSuite records by external id).
+    pub fn can_lookup(&self, system: &str, record_type: &str) -> bool {
+        system == "netsuite" && self.netsuite.is_some() && !record_type.contains('_')
+    }
+
+    pub async fn remote_lookup(&self, system: &str, record_type: &str, key: &str) -> Result<Option<String>, Failure> {
+        match system {
+            "netsuite" => self.netsuite()?.find_id_by_external_id(record_type, key).await.map_err(|e| e.to_failure()),
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn execute(&self, intent: &WriteIntent) -> Result<String, Failure> {
+        match intent.target.as_str() {
+            "netsuite.upsert" => {
+                self.netsuite()?.upsert(&intent.record_type, &intent.idempotency_key, &intent.body).await.map_err(|e| e.to_failure())
+            }
+            "netsuite.transform" => {
+                let ns = self.netsuite()?;
+                // A transform is not idempotent by itself: the new record carries our key as its
+                // externalId, and a rerun finds it instead of transforming twice.
+                if let Some(id) = ns.find_id_by_external_id(&intent.record_type, &intent.idempotency_key).await.map_err(|e| e.to_failure())? {
+                    return Ok(id);
+                }
+                let mut body = intent.body.clone();
+                if let Value::Object(m) = &mut body {
+                    m.insert("externalId".into(), Value::String(intent.idempotency_key.clone()));
+                }
+                ns.transform(param(intent, "from_type")?, param(intent, "from_id")?, &intent.record_type, Some(&body))
+                    .await
+                    .map_err(|e| e.to_failure())
+            }
+            "gpapi.capture" => {
+                let t = self.gpapi()?.capture(param(intent, "transaction_id")?, amount_param(intent)?, &intent.idempotency_key).await?;
+                Ok(t.id)
+            }
+            "gpapi.refund" => {
+                let t = self.gpapi()?.refund(param(intent, "transaction_id")?, amount_param(intent)?, &intent.idempotency_key).await?;
+                Ok(t.id)
+            }
+            "gpapi.reverse" => {
+                let t = self.gpapi()?.reverse(param(intent, "transaction_id")?, &intent.idempotency_key).await?;
+                Ok(t.id)
+            }
+            other => Err(Failure::data(format!(
+                "unknown write target `{other}`; known: netsuite.upsert, netsuite.transform, gpapi.capture, gpapi.refund, gpapi.reverse"
+            ))
+            .with_field("target")),
+        }
+    }
+}
