@@ -245,7 +245,7 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
     let secrets = SecretResolver::new(&cfg);
     let sources = crate::sources::build(&cfg, &secrets)?;
     let (alerts, breakers) = engine_parts(&cfg, clock.clone(), &secrets)?;
-    let (router, handler) = wiring::build(&cfg, &secrets, clock.clone(), breakers.clone())?;
+    let (router, handler) = wiring::build(&cfg, &secrets, clock.clone(), breakers.clone(), Some(store.clone()))?;
     let admin_token = cfg.server.admin_token.as_deref().map(|r| secrets.resolve(r, "server.admin_token")).transpose()?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await

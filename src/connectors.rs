@@ -12,6 +12,29 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// NetSuite's concurrency limit is per account, shared by every process: with PostgreSQL the
+/// permits are lease rows in the database, so the sum across processes stays under the limit.
+pub struct StorePermits {
+    pub store: heartsuite_store::DynStore,
+    pub clock: Arc<dyn Clock>,
+    /// Longer than the client's request timeout, so a slot is never reclaimed mid-request.
+    pub ttl: Duration,
+}
+
+#[async_trait::async_trait]
+impl heartsuite_netsuite::PermitStore for StorePermits {
+    async fn acquire(&self, pool: &str, limit: u32, owner: &str) -> Result<Option<u32>, Failure> {
+        let now = self.clock.now_micros();
+        self.store
+            .acquire_permit(pool, limit, owner, now, self.ttl.as_micros() as i64)
+            .await
+            .map_err(|e| Failure::transient(format!("permit store: {e}")).with_system("store"))
+    }
+    async fn release(&self, pool: &str, slot: u32, owner: &str) -> Result<(), Failure> {
+        self.store.release_permit(pool, slot, owner).await.map_err(|e| Failure::transient(format!("permit store: {e}")).with_system("store"))
+    }
+}
+
 #[derive(Default)]
 pub struct Connectors {
     pub netsuite: Option<Arc<NetSuiteClient>>,
@@ -46,7 +69,8 @@ fn amount_param(intent: &WriteIntent) -> Result<Option<Money>, Failure> {
 }
 
 impl Connectors {
-    pub fn from_config(cfg: &Config, secrets: &SecretResolver, clock: Arc<dyn Clock>) -> Result<Self> {
+    /// `store` given and PostgreSQL: NetSuite permits are shared through the database.
+    pub fn from_config(cfg: &Config, secrets: &SecretResolver, clock: Arc<dyn Clock>, store: Option<heartsuite_store::DynStore>) -> Result<Self> {
         let mut c = Connectors::default();
         if let Some(ns) = &cfg.netsuite {
             let get = |v: &Option<String>, key: &str| -> Result<heartsuite_core::Secret> {
@@ -73,6 +97,13 @@ impl Connectors {
             conf.timeout = Duration::from_secs(ns.timeout_secs.max(1));
             conf.concurrency = if ns.concurrency == 0 { Concurrency::FromAccount { fallback: 5 } } else { Concurrency::Fixed(ns.concurrency) };
             conf.clock = clock.clone();
+            if let (Some(store), 1..) = (store.filter(|s| s.backend() == "postgres"), ns.concurrency) {
+                let permits = Arc::new(StorePermits { store, clock: clock.clone(), ttl: conf.timeout * 2 });
+                let owner = format!("{}:{:x}", std::process::id(), clock.now_micros());
+                let gov = heartsuite_netsuite::Governor::new(format!("netsuite:{}", ns.account), ns.concurrency, conf.increase_after)
+                    .with_store(permits, owner);
+                conf.governor = Some(Arc::new(gov));
+            }
             c.netsuite = Some(Arc::new(NetSuiteClient::new(conf).map_err(|e| anyhow!("netsuite: {e}"))?));
         }
         if let Some(gp) = &cfg.gpapi {

@@ -130,9 +130,10 @@ pub fn build(
     secrets: &SecretResolver,
     clock: Arc<dyn Clock>,
     breakers: Arc<Breakers>,
+    store: Option<heartsuite_store::DynStore>,
 ) -> Result<(Arc<dyn FlowRouter>, Arc<dyn JobHandler>)> {
     let flows = Arc::new(load_flows(cfg)?);
-    let connectors = Arc::new(Connectors::from_config(cfg, secrets, clock)?);
+    let connectors = Arc::new(Connectors::from_config(cfg, secrets, clock, store)?);
     let mut base_policies = Policies::default();
     for (name, p) in &cfg.retry {
         if let Some(class) = ErrorClass::parse(name) {
