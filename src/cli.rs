@@ -70,6 +70,34 @@ pub enum Command {
     },
     /// Run the sandbox demo end to end on the embedded default.
     Demo(crate::demo::DemoArgs),
+    /// Check flow files and run their examples.
+    Flows {
+        #[command(subcommand)]
+        cmd: crate::flows_cmd::FlowsCmd,
+    },
+    /// Mappings: `map test --flow F --input x.json` dry-runs a payload through a flow.
+    Map {
+        #[command(subcommand)]
+        cmd: MapCmd,
+    },
+    /// Copy the built-in flows into DIR for editing.
+    Init { dir: PathBuf },
+    /// Run the NetSuite, GP-API and Heartland Retail sandboxes.
+    Sandbox(crate::sandbox_cmd::SandboxArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MapCmd {
+    /// Print what a payload becomes and every validation finding, writing nothing.
+    Test {
+        #[arg(long)]
+        flow: String,
+        #[arg(long)]
+        input: PathBuf,
+        /// Flows directory (default: flows.dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,6 +218,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Secrets { cmd } => secrets(cmd, &load_config(&cli.global)?),
         Command::Bench { cmd } => crate::bench::run(cmd, &cli.global).await,
         Command::Demo(args) => crate::demo::run(args, &cli.global).await,
+        Command::Flows { cmd } => crate::flows_cmd::run(cmd, &load_config(&cli.global)?),
+        Command::Map { cmd: MapCmd::Test { flow, input, dir } } => {
+            crate::flows_cmd::map_test(&load_config(&cli.global)?, &flow, &input, dir)
+        }
+        Command::Init { dir } => crate::flows_cmd::init(&dir),
+        Command::Sandbox(a) => crate::sandbox_cmd::run(a).await,
     }
 }
 

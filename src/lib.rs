@@ -4,10 +4,12 @@
 pub mod api_error;
 pub mod bench;
 pub mod demo;
+pub mod flows_cmd;
 pub mod wiring;
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod sandbox_cmd;
 pub mod server;
 pub mod sources;
 pub mod telemetry;

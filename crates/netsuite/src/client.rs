@@ -592,7 +592,18 @@ impl NetSuiteClient {
     /// the internal id (from `Location`, or by lookup when `Location` names the external id).
     pub async fn upsert<T: Serialize + ?Sized>(&self, record_type: &str, external_id: &str, body: &T) -> Result<String, Error> {
         check_external_id(external_id)?;
-        let req = Request::new(Method::PUT, format!("{}/eid:{}", record_path(record_type), pct(external_id))).json(body)?;
+        // NetSuite appends unkeyed sublist lines on update; a repeated upsert (after a lost
+        // response) would double them. Replacing every sublist the body carries makes the
+        // repeat a true no-op.
+        let value = serde_json::to_value(body).map_err(|e| Error::Unexpected(format!("upsert body: {e}")))?;
+        let sublists: Vec<&str> = match &value {
+            Value::Object(m) => m.iter().filter(|(_, v)| v.get("items").is_some_and(Value::is_array)).map(|(k, _)| k.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        let mut req = Request::new(Method::PUT, format!("{}/eid:{}", record_path(record_type), pct(external_id))).json(&value)?;
+        if !sublists.is_empty() {
+            req = req.query("replace", sublists.join(","));
+        }
         let resp = self.execute(req).await?;
         match id_from_location(&resp.headers) {
             Some(id) if !id.starts_with("eid:") => Ok(id),

@@ -29,8 +29,7 @@ pub struct ChainBreak {
 /// or GENESIS with `expect_seq` 1). Returns the first broken link.
 pub fn verify_chain(prev: &str, expect_seq: i64, entries: &[AuditEntry]) -> Result<(), ChainBreak> {
     let mut prev = prev.to_string();
-    let mut seq = expect_seq;
-    for e in entries {
+    for (seq, e) in (expect_seq..).zip(entries) {
         if e.seq != seq {
             return Err(ChainBreak { seq: e.seq, reason: format!("expected entry {seq}, found {} (an entry was removed)", e.seq) });
         }
@@ -42,7 +41,6 @@ pub fn verify_chain(prev: &str, expect_seq: i64, entries: &[AuditEntry]) -> Resu
             return Err(ChainBreak { seq: e.seq, reason: "the entry's content does not match its hash (it was altered)".into() });
         }
         prev = h;
-        seq += 1;
     }
     Ok(())
 }

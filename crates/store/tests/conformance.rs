@@ -943,25 +943,44 @@ async fn bad_urls_are_rejected() {
 async fn sqlite_ingest_throughput() {
     let dir = std::env::temp_dir().join(unique("hs_store_bench"));
     let s = heartsuite_store::open(dir.join("bench.db").to_str().unwrap()).await.unwrap();
-    let batches = 40;
-    let size = 500;
     let payload: Value = serde_json::from_str(
         r#"{"ticket":{"id":"T-1","lines":[{"sku":"ABC-1","qty":"1","price":"12.34"},{"sku":"XYZ-9","qty":"2","price":"5.00"}],"total":"22.34","customer":{"email":"a@example.com"}}}"#,
     )
     .unwrap();
+    for size in [100usize, 500] {
+        let batches = 20_000 / size;
+        let start = std::time::Instant::now();
+        for b in 0..batches {
+            let batch: Vec<_> = (0..size)
+                .map(|i| {
+                    let mut it = item(&format!("{size}-{b}-{i}"), &["sync"], T0 + i as i64);
+                    it.event.payload = payload.clone();
+                    it
+                })
+                .collect();
+            s.ingest(&batch).await.unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let n = (batches * size) as f64;
+        println!("sqlite ingest: {n} events in {secs:.2}s = {:.0} events/s (batches of {size}, 1 job each)", n / secs);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Same measurement on PostgreSQL (one round trip per row inside the batch's transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn postgres_ingest_throughput() {
+    let Some(h) = Harness::new(Kind::Postgres, "postgres_ingest_throughput").await else { return };
+    let size = 500;
+    let batches = 20;
     let start = std::time::Instant::now();
     for b in 0..batches {
-        let batch: Vec<_> = (0..size)
-            .map(|i| {
-                let mut it = item(&format!("{b}-{i}"), &["sync"], T0 + i as i64);
-                it.event.payload = payload.clone();
-                it
-            })
-            .collect();
-        s.ingest(&batch).await.unwrap();
+        let batch: Vec<_> = (0..size).map(|i| item(&format!("{b}-{i}"), &["sync"], T0 + i as i64)).collect();
+        h.store.ingest(&batch).await.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
     let n = (batches * size) as f64;
-    println!("sqlite ingest: {n} events in {secs:.2}s = {:.0} events/s (batches of {size}, 1 job each)", n / secs);
-    let _ = std::fs::remove_dir_all(dir);
+    println!("postgres ingest: {n} events in {secs:.2}s = {:.0} events/s (batches of {size}, 1 job each)", n / secs);
+    h.cleanup().await;
 }

@@ -1,8 +1,9 @@
 //! URL dispatch, the row types both backends decode into, and the SQL both dialects share.
 //!
 //! sqlx-sqlite accepts `$N` placeholders, so every statement that is the same in both dialects is
-//! written once in [`shared_queries!`] and instantiated per database; only the claim query, the
-//! lease's event fetch and the audit head lock differ.
+//! written once in [`shared_queries!`] and instantiated per database; only ingest (row by row on
+//! SQLite, array-at-a-time on PostgreSQL), the claim query, the lease's event fetch and the audit
+//! head lock differ.
 
 mod postgres;
 mod sqlite;
@@ -278,63 +279,12 @@ macro_rules! shared_queries {
             AuditRow, EffectRow, EventRow, JobRow,
         };
         use $crate::{
-            AuditEntry, Effect, IngestItem, Ingested, Job, JobState, Micros, NewAudit, NewEffect, Outcome, Result,
-            StoredEvent,
+            AuditEntry, Effect, Job, JobState, Micros, NewAudit, NewEffect, Outcome, Result, StoredEvent,
         };
         use serde_json::Value;
         use sqlx::Executor;
 
         type Conn = <$db as sqlx::Database>::Connection;
-
-        pub(super) async fn ingest(conn: &mut Conn, batch: &[IngestItem]) -> Result<Vec<Ingested>> {
-            let mut out = Vec::with_capacity(batch.len());
-            for item in batch {
-                let e = &item.event;
-                let payload = to_json(&e.payload)?;
-                let inserted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO events (source, source_event_key, kind, payload, received_at) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (source, source_event_key) DO NOTHING RETURNING id",
-                )
-                .bind(&e.source)
-                .bind(&e.source_event_key)
-                .bind(&e.kind)
-                .bind(payload)
-                .bind(e.received_at)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let Some(event_id) = inserted else {
-                    let event_id: i64 =
-                        sqlx::query_scalar("SELECT id FROM events WHERE source = $1 AND source_event_key = $2")
-                            .bind(&e.source)
-                            .bind(&e.source_event_key)
-                            .fetch_one(&mut *conn)
-                            .await?;
-                    out.push(Ingested { event_id, duplicate: true, job_ids: Vec::new() });
-                    continue;
-                };
-                let mut job_ids = Vec::with_capacity(item.flows.len());
-                for (i, flow) in item.flows.iter().enumerate() {
-                    // A flow named twice for one event is one job (UNIQUE(event_id, flow)).
-                    if item.flows[..i].contains(flow) {
-                        continue;
-                    }
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO jobs (event_id, flow, state, attempts, run_at, created_at, updated_at) \
-                         VALUES ($1, $2, 'pending', 0, $3, $4, $4) RETURNING id",
-                    )
-                    .bind(event_id)
-                    .bind(flow)
-                    .bind(item.run_at)
-                    .bind(e.received_at)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    job_ids.push(id);
-                }
-                out.push(Ingested { event_id, duplicate: false, job_ids });
-            }
-            Ok(out)
-        }
 
         pub(super) async fn event<'e, E: Executor<'e, Database = $db>>(ex: E, id: i64) -> Result<Option<StoredEvent>> {
             let row: Option<EventRow> = sqlx::query_as(concat!("SELECT ", event_cols!(), " FROM events WHERE id = $1"))
