@@ -113,6 +113,11 @@ impl Breakers {
         let open_for = self.cfg.open_for;
         let threshold = self.cfg.failure_threshold;
         self.with(system, |c| {
+            // Jobs parked behind an open circuit report `unavailable` too; they must not push
+            // the probe further away, or the circuit would never close.
+            if matches!(c.state, State::Open { .. }) {
+                return None;
+            }
             c.consecutive_failures += 1;
             let trip = class == ErrorClass::Auth
                 || c.state == State::HalfOpen

@@ -178,11 +178,8 @@ pub fn parse(format: SourceFormat, body: &[u8]) -> Result<Parsed, IngressError> 
         SourceFormat::GpApi => {
             let id = str_field(&payload, "id", "GP-API notification")?;
             let status = str_field(&payload, "status", "GP-API notification")?.to_ascii_lowercase();
-            let noun = match payload.get("type").and_then(Value::as_str) {
-                Some(t) if t.eq_ignore_ascii_case("REFUND") => "refund",
-                _ => "transaction",
-            };
-            (format!("{id}:{status}"), format!("gpapi.{noun}.{status}"))
+            // Sales and refunds share the kind; flows tell them apart by `input.type`.
+            (format!("{id}:{status}"), format!("gpapi.transaction.{status}"))
         }
         SourceFormat::Retail => {
             let id = id_of(&payload)
@@ -292,7 +289,7 @@ mod tests {
         let p = parse(SourceFormat::NetSuite, br#"{"event_id":"so:1:create","record_type":"salesOrder","type":"create"}"#).unwrap();
         assert_eq!((p.key.as_str(), p.kind.as_str()), ("so:1:create", "netsuite.salesOrder.create"));
         let p = parse(SourceFormat::GpApi, br#"{"id":"TRN_9","status":"CAPTURED","type":"REFUND"}"#).unwrap();
-        assert_eq!((p.key.as_str(), p.kind.as_str()), ("TRN_9:captured", "gpapi.refund.captured"));
+        assert_eq!((p.key.as_str(), p.kind.as_str()), ("TRN_9:captured", "gpapi.transaction.captured"));
         let p = parse(SourceFormat::Retail, br#"{"id":42,"type":"Ticket","completed_at":"2026-11-26T10:00:00Z"}"#).unwrap();
         assert_eq!(p.key, "retail.ticket.completed:42:2026-11-26T10:00:00Z");
         let p = parse(SourceFormat::Shop, br#"{"event_id":"o1","note":"card 4263970000005262"}"#).unwrap();
