@@ -360,15 +360,8 @@ impl Summary {
             None => format!("intact ({} entries)", report.entries),
             Some(b) => format!("BROKEN at entry {}: {}", b.seq, b.reason),
         };
-        // Find the shop order with the card number, to show what was stored.
-        let mut masked_note = None;
-        for id in 1..=store.event_count().await? {
-            if let Some(e) = store.event(id).await? {
-                if e.source_event_key == "web-1" {
-                    masked_note = e.payload["note"].as_str().map(String::from);
-                }
-            }
-        }
+        // The shop order with the card number, to show what was stored.
+        let masked_note = store.event_by_key("shop", "web-1").await?.and_then(|e| e.payload["note"].as_str().map(String::from));
         Ok(Self {
             sent_accepted: sent.accepted,
             sent_duplicates: sent.duplicates,

@@ -56,6 +56,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn event(&self, id: i64) -> Result<Option<StoredEvent>>;
 
+    /// The inbox row of one sender's event, by the sender's own key.
+    async fn event_by_key(&self, source: &str, key: &str) -> Result<Option<StoredEvent>>;
+
     /// Number of events in the inbox (for the demo and metrics).
     async fn event_count(&self) -> Result<i64>;
 

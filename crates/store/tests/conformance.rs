@@ -340,6 +340,11 @@ async fn duplicate_ingest_is_noop(h: Arc<Harness>) {
     other.event.source = "gpapi".into();
     assert!(!s.ingest(&[other]).await.unwrap()[0].duplicate);
     assert_eq!(s.event_count().await.unwrap(), 4);
+    // Found again by the sender's own key.
+    let src = batch[0].event.source.clone();
+    let found = s.event_by_key(&src, "a").await.unwrap().unwrap();
+    assert_eq!(found.id, first[0].event_id);
+    assert!(s.event_by_key(&src, "zzz").await.unwrap().is_none());
 }
 
 async fn payload_numbers_round_trip_exactly(h: Arc<Harness>) {

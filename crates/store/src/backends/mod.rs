@@ -294,6 +294,16 @@ macro_rules! shared_queries {
             row.map(EventRow::into_event).transpose()
         }
 
+        pub(super) async fn event_by_key<'e, E: Executor<'e, Database = $db>>(ex: E, source: &str, key: &str) -> Result<Option<StoredEvent>> {
+            let row: Option<EventRow> =
+                sqlx::query_as(concat!("SELECT ", event_cols!(), " FROM events WHERE source = $1 AND source_event_key = $2"))
+                    .bind(source)
+                    .bind(key)
+                    .fetch_optional(ex)
+                    .await?;
+            row.map(EventRow::into_event).transpose()
+        }
+
         pub(super) async fn event_count<'e, E: Executor<'e, Database = $db>>(ex: E) -> Result<i64> {
             Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(ex).await?)
         }

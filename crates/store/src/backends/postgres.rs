@@ -70,6 +70,10 @@ impl Store for PgStore {
         q::event(&self.pool, id).await
     }
 
+    async fn event_by_key(&self, source: &str, key: &str) -> Result<Option<StoredEvent>> {
+        q::event_by_key(&self.pool, source, key).await
+    }
+
     async fn event_count(&self) -> Result<i64> {
         q::event_count(&self.pool).await
     }

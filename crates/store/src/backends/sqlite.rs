@@ -114,6 +114,10 @@ impl Store for SqliteStore {
         q::event(&self.read, id).await
     }
 
+    async fn event_by_key(&self, source: &str, key: &str) -> Result<Option<StoredEvent>> {
+        q::event_by_key(&self.read, source, key).await
+    }
+
     async fn event_count(&self) -> Result<i64> {
         q::event_count(&self.read).await
     }
