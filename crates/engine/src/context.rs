@@ -67,24 +67,29 @@ impl JobContext {
         let now = self.clock.now_micros();
         let effect = self
             .store
-            .record_effect(&NewEffect {
-                system: system.to_string(),
-                record_type: record_type.to_string(),
-                idempotency_key: key.to_string(),
-                remote_id: remote_id.clone(),
-                job_id: Some(self.job_id),
-                created_at: now,
-            })
+            .record_effect_audited(
+                &NewEffect {
+                    system: system.to_string(),
+                    record_type: record_type.to_string(),
+                    idempotency_key: key.to_string(),
+                    remote_id: remote_id.clone(),
+                    job_id: Some(self.job_id),
+                    created_at: now,
+                },
+                &NewAudit {
+                    at: now,
+                    actor: "engine".into(),
+                    action: format!("effect.{system}.{action}"),
+                    subject: format!("{system}:{record_type}:{remote_id}"),
+                    event_id: Some(self.event_id),
+                    job_id: Some(self.job_id),
+                    remote_id: Some(remote_id.clone()),
+                    details: json!({"record_type": record_type, "idempotency_key": key, "flow": self.flow}),
+                },
+            )
             .await
             .map_err(store_failure)?;
         self.performed.fetch_add(1, Ordering::Relaxed);
-        self.audit(
-            &format!("effect.{system}.{action}"),
-            &format!("{system}:{record_type}:{}", effect.remote_id),
-            Some(effect.remote_id.clone()),
-            json!({"record_type": record_type, "idempotency_key": key, "flow": self.flow}),
-        )
-        .await?;
         Ok(effect.remote_id)
     }
 

@@ -106,6 +106,10 @@ pub trait Store: Send + Sync + 'static {
     /// wins; a later write with another remote id does not overwrite it).
     async fn record_effect(&self, effect: &NewEffect) -> Result<Effect>;
 
+    /// Records the effect and, only if it is new, appends `audit` — in one transaction, so a
+    /// crash can never leave an effect without its audit entry (or the reverse).
+    async fn record_effect_audited(&self, effect: &NewEffect, audit: &NewAudit) -> Result<Effect>;
+
     /// Effects of one system and record type, by key, for crosswalk scans and reconciliation.
     async fn effects(&self, system: &str, record_type: Option<&str>, limit: u32, after_key: Option<&str>) -> Result<Vec<Effect>>;
 

@@ -209,6 +209,7 @@ conformance!(
     jobs_listing_newest_first_and_filtered,
     next_due_is_earliest_pending_or_retrying,
     effects_first_write_wins,
+    effect_and_its_audit_entry_are_one_write,
     effects_listing_filters_and_pages,
     audit_chain_verifies_and_detects_tampering,
     concurrent_audit_appends_form_one_chain,
@@ -649,6 +650,27 @@ async fn next_due_is_earliest_pending_or_retrying(h: Arc<Harness>) {
     s.cancel(b, T0 + 22).await.unwrap();
     s.cancel(r[0].job_ids[0], T0 + 22).await.unwrap();
     assert_eq!(s.next_due().await.unwrap(), None);
+}
+
+async fn effect_and_its_audit_entry_are_one_write(h: Arc<Harness>) {
+    let s = &h.store;
+    let e = NewEffect {
+        system: "netsuite".into(),
+        record_type: "customer".into(),
+        idempotency_key: "hs-cust-1".into(),
+        remote_id: "101".into(),
+        job_id: None,
+        created_at: T0,
+    };
+    let got = s.record_effect_audited(&e, &audit("netsuite:customer:101", 1)).await.unwrap();
+    assert_eq!(got.remote_id, "101");
+    // A repeat (a rerun after a crash) neither overwrites the effect nor audits it twice.
+    let again = NewEffect { remote_id: "999".into(), ..e.clone() };
+    assert_eq!(s.record_effect_audited(&again, &audit("netsuite:customer:999", 2)).await.unwrap().remote_id, "101");
+    let entries = s.audit_entries(0, 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].entry.subject, "netsuite:customer:101");
+    verify_chain(heartsuite_store::audit::GENESIS, 1, &entries).unwrap();
 }
 
 async fn effects_first_write_wins(h: Arc<Harness>) {

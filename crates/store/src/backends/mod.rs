@@ -507,6 +507,24 @@ macro_rules! shared_queries {
                 )))
         }
 
+        /// Inserts the effect inside the caller's transaction; true if it was new.
+        pub(super) async fn insert_effect(conn: &mut Conn, e: &NewEffect) -> Result<bool> {
+            let r = sqlx::query(
+                "INSERT INTO effects (system, record_type, idempotency_key, remote_id, job_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (system, record_type, idempotency_key) DO NOTHING",
+            )
+            .bind(&e.system)
+            .bind(&e.record_type)
+            .bind(&e.idempotency_key)
+            .bind(&e.remote_id)
+            .bind(e.job_id)
+            .bind(e.created_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        }
+
         pub(super) async fn effects<'e, E: Executor<'e, Database = $db>>(
             ex: E,
             system: &str,

@@ -159,6 +159,17 @@ impl Store for PgStore {
         q::record_effect(&self.pool, effect).await
     }
 
+    async fn record_effect_audited(&self, effect: &NewEffect, audit: &NewAudit) -> Result<Effect> {
+        let mut tx = self.pool.begin().await?;
+        if q::insert_effect(&mut tx, effect).await? {
+            q::audit_append(&mut tx, "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", audit).await?;
+        }
+        tx.commit().await?;
+        q::effect(&self.pool, &effect.system, &effect.record_type, &effect.idempotency_key).await?.ok_or_else(|| {
+            crate::StoreError::Corrupt(format!("effect {}/{}/{} vanished right after it was recorded", effect.system, effect.record_type, effect.idempotency_key))
+        })
+    }
+
     async fn effects(&self, system: &str, record_type: Option<&str>, limit: u32, after_key: Option<&str>) -> Result<Vec<Effect>> {
         q::effects(&self.pool, system, record_type, limit, after_key).await
     }
