@@ -18,6 +18,12 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
+    /// Mean cost of one GP-API payment → NetSuite customerPayment mapping (lookup, map,
+    /// validate, write intent), best of 20 batches.
+    Mapping {
+        #[arg(long, default_value_t = 20_000)]
+        records: u32,
+    },
     /// Signed webhooks accepted per second with durability on (inbox + job committed before 200).
     Ingest {
         #[arg(long, default_value_t = 20_000)]
@@ -30,6 +36,12 @@ pub enum BenchCmd {
 
 pub async fn run(cmd: BenchCmd, g: &Global) -> Result<()> {
     match cmd {
+        BenchCmd::Mapping { records } => {
+            let per = heartsuite_flows::bench_mapping(records);
+            println!("bench mapping: gpapi_payment_to_customer_payment, {records} records in 20 batches, mean of the fastest batch");
+            println!("  {:.2} µs per record ({:.0} records/s on one core)", per.as_secs_f64() * 1e6, 1.0 / per.as_secs_f64());
+            Ok(())
+        }
         BenchCmd::Ingest { events, concurrency } => {
             let r = ingest(g, events, concurrency).await?;
             println!("{r}");

@@ -1128,17 +1128,7 @@ mod props {
     }
 }
 
-// ------------------------------------------------------------------ cost
-
-#[test]
-#[ignore = "timing; run with --release --ignored"]
-fn mapping_cost_per_record() {
-    let per = heartsuite_flows::bench_mapping(20_000);
-    println!("gpapi payment -> customerPayment: {per:?} per record (target 20µs)");
-    // Regression guard, not the target: on the shared 2-core box a release build measures
-    // ~26µs (allocation inside the CEL value model dominates); the goal is under 20µs.
-    assert!(per < std::time::Duration::from_micros(50), "{per:?}");
-}
+// Mapping cost is measured, not asserted: `heartsuite bench mapping` (docs/benchmarks.md).
 
 #[test]
 fn functions_behave_as_the_guide_says() {
