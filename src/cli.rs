@@ -279,8 +279,9 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
     let secrets = SecretResolver::new(&cfg);
     let sources = crate::sources::build(&cfg, &secrets)?;
     let (alerts, breakers) = engine_parts(&cfg, clock.clone(), &secrets)?;
-    let (router, handler) = wiring::build(&cfg, &secrets, clock.clone(), breakers.clone(), Some(store.clone()))?;
+    let wired = wiring::build(&cfg, &secrets, clock.clone(), breakers.clone(), Some(store.clone()))?;
     let admin_token = cfg.server.admin_token.as_deref().map(|r| secrets.resolve(r, "server.admin_token")).transpose()?;
+    let clock_for_pollers = clock.clone();
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
@@ -290,8 +291,8 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
             store,
             clock,
             sources,
-            router,
-            handler,
+            router: wired.router.clone(),
+            handler: wired.handler.clone(),
             alerts,
             breakers,
             worker: cfg.engine.run_workers.then(|| worker_config(&cfg)),
@@ -303,12 +304,16 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
     .await?;
     tracing::info!(addr = %running.addr, store = running.store.backend(), "heartsuite serving");
     let token = running.token();
+    let pollers = crate::pollers::spawn(&cfg.pollers, running.store.clone(), wired.connectors.clone(), wired.router.clone(), clock_for_pollers, token.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested: finishing in-flight work");
         token.cancel();
     });
     running.wait().await;
+    for p in pollers {
+        let _ = p.await;
+    }
     Ok(())
 }
 

@@ -30,6 +30,8 @@ pub struct Config {
     pub gpapi: Option<GpApiConfig>,
     /// Heartland Retail API (absent: no record fetch-back, item/stock pushes).
     pub retail: Option<RetailConfig>,
+    /// Pollers for what sends no webhooks.
+    pub pollers: crate::pollers::PollersConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +220,7 @@ impl Default for Config {
             netsuite: None,
             gpapi: None,
             retail: None,
+            pollers: crate::pollers::PollersConfig::default(),
         }
     }
 }

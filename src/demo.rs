@@ -195,7 +195,7 @@ pub async fn run(args: DemoArgs, g: &Global) -> Result<()> {
     let secrets = SecretResolver::new(&cfg);
     let store = crate::cli::open_store(&cfg).await?;
     let (alerts, breakers) = crate::cli::engine_parts(&cfg, clock.clone(), &secrets)?;
-    let (router, handler) = crate::wiring::build(&cfg, &secrets, clock.clone(), breakers.clone(), Some(store.clone()))?;
+    let wired = crate::wiring::build(&cfg, &secrets, clock.clone(), breakers.clone(), Some(store.clone()))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let running = server::start(
         listener,
@@ -203,8 +203,8 @@ pub async fn run(args: DemoArgs, g: &Global) -> Result<()> {
             store: store.clone(),
             clock: clock.clone(),
             sources: crate::sources::build(&cfg, &secrets)?,
-            router,
-            handler,
+            router: wired.router.clone(),
+            handler: wired.handler.clone(),
             alerts,
             breakers,
             worker: Some(crate::cli::worker_config(&cfg)),

@@ -9,6 +9,7 @@ pub mod wiring;
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod pollers;
 pub mod sandbox_cmd;
 pub mod server;
 pub mod sources;

@@ -131,7 +131,7 @@ pub fn build(
     clock: Arc<dyn Clock>,
     breakers: Arc<Breakers>,
     store: Option<heartsuite_store::DynStore>,
-) -> Result<(Arc<dyn FlowRouter>, Arc<dyn JobHandler>)> {
+) -> Result<Wired> {
     let flows = Arc::new(load_flows(cfg)?);
     let connectors = Arc::new(Connectors::from_config(cfg, secrets, clock, store)?);
     let mut base_policies = Policies::default();
@@ -140,6 +140,12 @@ pub fn build(
             base_policies.set(class, p.clone());
         }
     }
-    let engine = Arc::new(FlowEngine { flows, connectors, breakers, base_policies });
-    Ok((engine.clone(), engine))
+    let engine = Arc::new(FlowEngine { flows, connectors: connectors.clone(), breakers, base_policies });
+    Ok(Wired { router: engine.clone(), handler: engine, connectors })
+}
+
+pub struct Wired {
+    pub router: Arc<dyn FlowRouter>,
+    pub handler: Arc<dyn JobHandler>,
+    pub connectors: Arc<Connectors>,
 }
