@@ -215,7 +215,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let store = open_store(&cfg).await?;
             audit(cmd, &store).await
         }
-        Command::Secrets { cmd } => secrets(cmd, &load_config(&cli.global)?),
+        Command::Secrets { cmd } => secrets(cmd, &load_config(&cli.global)?, clock.as_ref()).await,
         Command::Bench { cmd } => crate::bench::run(cmd, &cli.global).await,
         Command::Demo(args) => crate::demo::run(args, &cli.global).await,
         Command::Flows { cmd } => crate::flows_cmd::run(cmd, &load_config(&cli.global)?),
@@ -407,7 +407,7 @@ async fn audit(cmd: AuditCmd, store: &DynStore) -> Result<()> {
     }
 }
 
-fn secrets(cmd: SecretsCmd, cfg: &Config) -> Result<()> {
+async fn secrets(cmd: SecretsCmd, cfg: &Config, clock: &dyn Clock) -> Result<()> {
     use heartsuite_engine::secrets::{SecretsFile, generate_key, parse_key};
     if let SecretsCmd::Keygen = cmd {
         println!("{}", generate_key());
@@ -432,6 +432,7 @@ fn secrets(cmd: SecretsCmd, cfg: &Config) -> Result<()> {
             }
             file.set(&name, &Secret::new(value))?;
             file.save()?;
+            audit_admin(cfg, clock, "secrets.set", &name).await?;
             println!("stored `{name}` in {}", path.display());
             Ok(())
         }
@@ -446,10 +447,29 @@ fn secrets(cmd: SecretsCmd, cfg: &Config) -> Result<()> {
                 bail!("no secret named `{name}`");
             }
             file.save()?;
+            audit_admin(cfg, clock, "secrets.remove", &name).await?;
             println!("removed `{name}`");
             Ok(())
         }
     }
+}
+
+/// Records an administrative change in the audit chain: who and what, never a value.
+async fn audit_admin(cfg: &Config, clock: &dyn Clock, action: &str, name: &str) -> Result<()> {
+    let store = open_store(cfg).await?;
+    store
+        .audit_append(&heartsuite_store::NewAudit {
+            at: clock.now_micros(),
+            actor: format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
+            action: action.to_string(),
+            subject: format!("secret:{name}"),
+            event_id: None,
+            job_id: None,
+            remote_id: None,
+            details: serde_json::json!({}),
+        })
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

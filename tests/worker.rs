@@ -203,3 +203,31 @@ async fn an_open_circuit_parks_jobs_without_running_them() {
     assert!(runs_after >= runs_before);
     app.stop().await;
 }
+
+/// A handler that takes a while, to catch shutdown mid-job.
+struct Slow(std::sync::atomic::AtomicU32);
+#[async_trait]
+impl JobHandler for Slow {
+    async fn run(&self, _job: &LeasedJob, _ctx: &JobContext) -> Result<(), Failure> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight_jobs() {
+    let h = Arc::new(Slow(AtomicU32::new(0)));
+    let mut app = spawn_app(Arc::new(StaticRouter(vec!["f".into()])), h.clone(), true).await;
+    for i in 0..3 {
+        app.post_signed("shop", &format!(r#"{{"event_id":"g{i}"}}"#), SHOP_SECRET).await;
+    }
+    wait_for(&app.store, "jobs running", |c| n(c, JobState::Running) == 3).await;
+    // Shut down while all three are mid-run: they finish and are recorded, none is abandoned.
+    app.running.take().unwrap().shutdown().await;
+    let c = app.store.job_counts().await.unwrap();
+    assert_eq!(n(&c, JobState::Succeeded), 3, "{c:?}");
+    assert_eq!(n(&c, JobState::Running), 0, "{c:?}");
+    assert_eq!(h.0.load(Ordering::SeqCst), 3);
+    app.stop().await;
+}
