@@ -18,6 +18,16 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
+    /// Sustained NetSuite throughput against the concurrency bound (limit / latency), with the
+    /// 429s the sandbox had to send.
+    Governance {
+        #[arg(long, default_value_t = 15)]
+        limit: u32,
+        #[arg(long, default_value_t = 200)]
+        latency_ms: u64,
+        #[arg(long, default_value_t = 600)]
+        requests: usize,
+    },
     /// Mean cost of one GP-API payment → NetSuite customerPayment mapping (lookup, map,
     /// validate, write intent), best of 20 batches.
     Mapping {
@@ -36,6 +46,10 @@ pub enum BenchCmd {
 
 pub async fn run(cmd: BenchCmd, g: &Global) -> Result<()> {
     match cmd {
+        BenchCmd::Governance { limit, latency_ms, requests } => {
+            println!("{}", crate::bench_netsuite::governance(limit, latency_ms, requests).await?);
+            Ok(())
+        }
         BenchCmd::Mapping { records } => {
             let per = heartsuite_flows::bench_mapping(records);
             println!("bench mapping: gpapi_payment_to_customer_payment, {records} records in 20 batches, mean of the fastest batch");

@@ -3,6 +3,7 @@
 
 pub mod api_error;
 pub mod bench;
+pub mod bench_netsuite;
 pub mod demo;
 pub mod flows_cmd;
 pub mod wiring;

@@ -8,7 +8,7 @@ use crate::server::FlowRouter;
 use anyhow::{Result, anyhow};
 use async_trait::async_trait;
 use heartsuite_core::{Clock, ErrorClass, Failure};
-use heartsuite_engine::breaker::{Admit, Breakers};
+use heartsuite_engine::breaker::Breakers;
 use heartsuite_engine::context::job_input;
 use heartsuite_engine::policy::Policies;
 use heartsuite_engine::{JobContext, JobHandler};
@@ -59,8 +59,47 @@ impl JobHandler for FlowEngine {
             .flows
             .get(&job.job.flow)
             .map_err(|_| Failure::bug(format!("flow `{}` is no longer loaded; restore its file or discard the job", job.job.flow)))?;
+        let input = self.trusted_input(job, ctx).await?;
         let mut fctx = EngineFlowContext { job: ctx, engine: self };
-        flow.run(job_input(job), &mut fctx).await.map(|_| ())
+        flow.run(&input, &mut fctx).await.map(|_| ())
+    }
+}
+
+impl FlowEngine {
+    /// Heartland Retail signs nothing: its webhook is only a hint. With `[retail]` configured,
+    /// the record is fetched back from the Retail API and its fields replace what the webhook
+    /// claimed (an operator's edited replay payload is used as given).
+    async fn trusted_input(&self, job: &LeasedJob, ctx: &JobContext) -> Result<Value, Failure> {
+        let payload = job_input(job).clone();
+        let (Some(retail), true, None) = (&self.connectors.retail, job.event.kind.starts_with("retail."), &job.job.payload_override) else {
+            return Ok(payload);
+        };
+        let id = match payload.get("id") {
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| Failure::data("a Heartland Retail webhook without a numeric `id`").with_field("id"))?;
+        if let Some(parked) = self.breakers.check("retail") {
+            return Err(parked);
+        }
+        ctx.touch("retail");
+        let fetched = match job.event.kind.as_str() {
+            "retail.customer.changed" => serde_json::to_value(retail.get_customer_with_addresses(id).await?),
+            "retail.ticket.completed" | "retail.return.completed" => serde_json::to_value(retail.ticket_detail(id).await?),
+            "retail.item.changed" => serde_json::to_value(retail.get_item(id).await?),
+            _ => return Ok(payload),
+        }
+        .map_err(|e| Failure::bug(format!("re-encoding the fetched Retail record: {e}")))?;
+        let mut merged = payload;
+        if let (Value::Object(into), Value::Object(from)) = (&mut merged, fetched) {
+            for (k, v) in from {
+                if !v.is_null() {
+                    into.insert(k, v);
+                }
+            }
+        }
+        Ok(merged)
     }
 }
 
@@ -71,11 +110,9 @@ struct EngineFlowContext<'a> {
 
 impl EngineFlowContext<'_> {
     fn admit(&self, system: &str) -> Result<(), Failure> {
-        match self.engine.breakers.admit(system) {
-            Admit::Yes => Ok(()),
-            Admit::No { .. } => {
-                Err(Failure::new(ErrorClass::Unavailable, format!("circuit for {system} is open; parked")).with_system(system))
-            }
+        match self.engine.breakers.check(system) {
+            None => Ok(()),
+            Some(parked) => Err(parked),
         }
     }
 }

@@ -94,6 +94,22 @@ impl Breakers {
         })
     }
 
+    /// `None` when a call to `system` may go ahead; otherwise the `unavailable` failure that
+    /// parks the job until the circuit's next probe (its `retry_after` says when).
+    pub fn check(&self, system: &str) -> Option<heartsuite_core::Failure> {
+        match self.admit(system) {
+            Admit::Yes => None,
+            Admit::No { until } => {
+                let wait = (until - self.clock.now_micros()).max(0) as u64;
+                Some(
+                    heartsuite_core::Failure::new(ErrorClass::Unavailable, format!("circuit for {system} is open; parked"))
+                        .with_system(system)
+                        .with_retry_after(std::time::Duration::from_micros(wait)),
+                )
+            }
+        }
+    }
+
     pub fn on_success(&self, system: &str) -> Option<Transition> {
         self.with(system, |c| {
             c.consecutive_failures = 0;

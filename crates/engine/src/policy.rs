@@ -109,8 +109,8 @@ pub fn decide(p: &ClassPolicy, failure: &Failure, attempts: u32, age: Duration, 
         return Decision::DeadLetter { reason: format!("gave up after {attempts} attempts ({} errors)", failure.class) };
     }
     let delay = match failure.retry_after {
-        // The remote said when; honour it, but never wait beyond our own ceiling.
-        Some(d) => d.min(p.max_delay.max(d.min(Duration::from_secs(3600)))),
+        // The remote said when; honour it (capped at an hour, against a broken header).
+        Some(d) => d.min(Duration::from_secs(3600)),
         None => full_jitter(p.base_delay, p.max_delay, attempts, rng),
     };
     Decision::Retry { delay, refund_attempt: !p.burns_attempt }

@@ -18,6 +18,9 @@ use crate::model::{Fields, Kind, RType, status_short};
 
 pub type Obj = Map<String, Value>;
 
+/// Output-only body fields (`render` adds them); accepted and ignored on input.
+const READ_ONLY_FIELDS: &[&str] = &["lastModifiedDate", "dateCreated", "createdDate", "quantityOnHand"];
+
 #[derive(Debug, Clone)]
 pub struct Record {
     pub id: u64,
@@ -330,6 +333,12 @@ impl Db {
             if k == "links" || k == "id" || k == "refName" {
                 continue;
             }
+            // Server-maintained fields this simulator renders on GET. They exist on the record
+            // (reference §5 lists `lastModifiedDate`), so a GET → PATCH round trip that sends
+            // them back must not be refused as NONEXISTENT_FIELD; they are ignored on input.
+            if READ_ONLY_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+                continue;
+            }
             if let Some((name, kind)) = rt.field(k) {
                 body.insert(name.to_string(), self.norm_value(kind, v, name, name)?);
             } else if let Some((name, fields)) = rt.sublist(k) {
@@ -445,7 +454,8 @@ impl Db {
         // externalId uniqueness within the record type.
         let eid = text(&body, "externalId").map(str::to_string);
         if let Some(e) = &eid {
-            if !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+            // Reference §1: external IDs may contain letters, digits, `_` and `-`.
+            if !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                 return Err(Error::invalid_value(e, "externalId").at("externalId"));
             }
             if let Some(other) = self.by_eid(rt, e)

@@ -142,6 +142,9 @@ pub struct PaymentRequest {
     /// Defaults to `ECOM` for CNP and `MANUAL` for CP.
     pub entry_mode: Option<String>,
     pub cardholder_name: Option<String>,
+    /// `notifications.status_url`: where GP-API POSTs each status change of the transaction
+    /// (signed with `X-GP-Signature`, see [`crate::signature`]); refunds inherit it.
+    pub status_url: Option<String>,
 }
 
 impl PaymentRequest {
@@ -159,6 +162,7 @@ impl PaymentRequest {
             order_reference: None,
             entry_mode: None,
             cardholder_name: None,
+            status_url: None,
         }
     }
 }
@@ -663,6 +667,9 @@ impl GpApiClient {
         }
         if let Some(o) = &req.order_reference {
             body["order"] = json!({ "reference": o });
+        }
+        if let Some(u) = &req.status_url {
+            body["notifications"] = json!({ "status_url": u });
         }
         self.move_money(&["transactions"], &body, &idem).await
     }
