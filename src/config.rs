@@ -66,6 +66,26 @@ pub struct NetSuiteConfig {
     pub timeout_secs: u64,
 }
 
+impl NetSuiteConfig {
+    /// The NetSuite sandbox's fixed TBA credentials (`heartsuite sandbox`, the demo, tests).
+    pub fn sandbox(base_url: String) -> Self {
+        Self {
+            account: "1234567_SB1".into(),
+            base_url: Some(base_url),
+            auth: "tba".into(),
+            consumer_key: Some("sandbox-consumer-key".into()),
+            consumer_secret: Some("sandbox-consumer-secret".into()),
+            token_id: Some("sandbox-token-id".into()),
+            token_secret: Some("sandbox-token-secret".into()),
+            client_id: None,
+            certificate_id: None,
+            private_key: None,
+            concurrency: 15,
+            timeout_secs: 30,
+        }
+    }
+}
+
 fn default_ns_concurrency() -> u32 {
     5
 }

@@ -174,20 +174,7 @@ pub async fn run(args: DemoArgs, g: &Global) -> Result<()> {
     cfg.sources.insert("shop".into(), src(SourceKind::Shop, vec![SHOP_SECRET], None, None));
     cfg.sources.insert("gpapi".into(), src(SourceKind::Gpapi, vec![], Some(GP_APP_KEY), None));
     cfg.sources.insert("retail".into(), src(SourceKind::Retail, vec![], None, Some(RETAIL_TOKEN)));
-    cfg.netsuite = Some(NetSuiteConfig {
-        account: "1234567_SB1".into(),
-        base_url: Some(netsuite.base_url()),
-        auth: "tba".into(),
-        consumer_key: Some("sandbox-consumer-key".into()),
-        consumer_secret: Some("sandbox-consumer-secret".into()),
-        token_id: Some("sandbox-token-id".into()),
-        token_secret: Some("sandbox-token-secret".into()),
-        client_id: None,
-        certificate_id: None,
-        private_key: None,
-        concurrency: 15,
-        timeout_secs: 30,
-    });
+    cfg.netsuite = Some(NetSuiteConfig::sandbox(netsuite.base_url()));
     cfg.gpapi = Some(GpApiConfig { base_url: None, app_id: "sandbox-app-id".into(), app_key: GP_APP_KEY.into() });
     cfg.flows.dir = PathBuf::from("flows");
 

@@ -48,20 +48,7 @@ async fn retail_records_are_fetched_back_and_downtime_parks_then_completes() {
         SourceConfig { kind: SourceKind::Retail, secrets: vec![], app_key: None, token: Some(TOKEN.into()), tolerance_secs: 300 },
     );
     cfg.retail = Some(RetailConfig { base_url: hl.retail_url(), token: "sandbox-retail-token".into() });
-    cfg.netsuite = Some(NetSuiteConfig {
-        account: "1234567_SB1".into(),
-        base_url: Some(ns.base_url()),
-        auth: "tba".into(),
-        consumer_key: Some("sandbox-consumer-key".into()),
-        consumer_secret: Some("sandbox-consumer-secret".into()),
-        token_id: Some("sandbox-token-id".into()),
-        token_secret: Some("sandbox-token-secret".into()),
-        client_id: None,
-        certificate_id: None,
-        private_key: None,
-        concurrency: 5,
-        timeout_secs: 10,
-    });
+    cfg.netsuite = Some(NetSuiteConfig { concurrency: 5, timeout_secs: 10, ..NetSuiteConfig::sandbox(ns.base_url()) });
     // Fast retries so the test is short: transient 1 s doubling to 2 s.
     let mut transient = heartsuite_engine::policy::ClassPolicy::default_for(heartsuite_core::ErrorClass::Transient);
     transient.base_delay = Duration::from_secs(1);
