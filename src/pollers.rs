@@ -26,7 +26,9 @@ pub struct PollersConfig {
 
 impl Default for PollersConfig {
     fn default() -> Self {
-        Self { gpapi_deposits_every_secs: 300, netsuite_every_secs: 0, netsuite_tables: vec!["transaction".into()] }
+        // Off until the settlement flow reads the poller's deposit payload (issue #6): a deposit
+        // event with no flow able to post it would only fill the dead-letter queue.
+        Self { gpapi_deposits_every_secs: 0, netsuite_every_secs: 0, netsuite_tables: vec!["transaction".into()] }
     }
 }
 
