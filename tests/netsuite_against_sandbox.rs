@@ -769,12 +769,10 @@ async fn governance_benchmark_sample() {
     assert_eq!(r.succeeded, 300);
 }
 
-/// KNOWN GAP (crates/netsuite/src/poll.rs "Known limits"): the cursor is (second, id), so an edit
-/// of a lower-id record within the same second as the cursor is never returned. Against the
-/// simulator this skips every time; kept as a failing test until the poller holds back the
-/// current second (a settle lag) or re-reads it.
+/// An edit saved in the same second as the cursor (here of a record the poller already returned)
+/// must still be delivered: the poller re-reads the cursor's second and compares content.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known skip in poll_changes: same-second edit of a lower id (see poll.rs Known limits)"]
+
 async fn poll_changes_sees_a_same_second_edit_of_a_lower_id() {
     let sb = sandbox().await;
     let c = client(&sb);

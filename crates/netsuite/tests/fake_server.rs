@@ -218,7 +218,7 @@ async fn poll_changes_moves_a_durable_cursor_without_skips_or_repeats() {
         cursor = next;
     }
     assert_eq!(seen, vec![8, 1, 2, 3, 5, 9, 4]);
-    assert_eq!(cursor.as_deref(), Some("2026-11-26 10:00:01|4"));
+    assert!(cursor.as_deref().is_some_and(|c| c.starts_with("2026-11-26 10:00:01|4:")), "{cursor:?}");
 
     // A later change to row 2 shows up once, after the cursor.
     fake.tables.lock().unwrap().get_mut("transaction").unwrap().push(obj(
@@ -227,7 +227,7 @@ async fn poll_changes_moves_a_durable_cursor_without_skips_or_repeats() {
     let (page, next) = poll_changes(&c, "transaction", cursor, 100).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0]["id"], "2");
-    assert_eq!(next.as_deref(), Some("2026-11-26 10:05:00|2"));
+    assert!(next.as_deref().is_some_and(|c| c.starts_with("2026-11-26 10:05:00|2:")), "{next:?}");
 }
 
 #[tokio::test]

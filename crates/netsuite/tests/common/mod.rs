@@ -413,7 +413,7 @@ fn suiteql(f: &Fake, headers: &HeaderMap, query: &BTreeMap<String, String>, body
         return err(400, "INVALID_CONTENT", "missing q", None);
     };
     f.suiteql_requests.lock().unwrap().push((limit, offset, q.clone()));
-    // Understands "... FROM <table> ..." plus our poll filter "> 'ts' OR (... = 'ts' AND t.id > N)".
+    // Understands "... FROM <table> ..." plus our poll filter "WHERE <ts> >= 'ts'".
     let lower = q.to_ascii_lowercase();
     let Some(table) = lower.split(" from ").nth(1).and_then(|s| s.split_whitespace().next()) else {
         return err(400, "INVALID_PARAMETER", "Invalid search query", None);
@@ -423,15 +423,8 @@ fn suiteql(f: &Fake, headers: &HeaderMap, query: &BTreeMap<String, String>, body
     let id = |r: &Map<String, Value>| r.get("id").and_then(Value::as_str).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
     rows.sort_by_key(|r| (ts(r), id(r)));
     if let Some(w) = lower.split(" where ").nth(1) {
-        // The first quoted literal after "> '" is the cursor time (the earlier one is the format).
-        let cur_ts = w.split("> '").nth(1).and_then(|s| s.split('\'').next()).unwrap_or("").to_string();
-        let cur_id: u64 = w
-            .split("t.id > ")
-            .nth(1)
-            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        rows.retain(|r| (ts(r), id(r)) > (cur_ts.clone(), cur_id));
+        let cur_ts = w.split(">= '").nth(1).and_then(|s| s.split('\'').next()).unwrap_or("").to_string();
+        rows.retain(|r| ts(r) >= cur_ts);
     }
     let total = rows.len() as u64;
     let page: Vec<Value> = rows
