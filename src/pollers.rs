@@ -98,8 +98,10 @@ pub async fn poll_netsuite_once(
         .into_iter()
         .map(|row| {
             let id = row.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-            let modified = row.get("lastmodifieddate").and_then(Value::as_str).unwrap_or_default().to_string();
-            (format!("{table}:{id}:{modified}"), format!("netsuite.{table}.changed"), Value::Object(row))
+            let modified = row.get(heartsuite_netsuite::poll::CURSOR_COLUMN).and_then(Value::as_str).unwrap_or_default().to_string();
+            // NetSuite stamps to the second; the content digest tells two saves in one second apart.
+            let digest = heartsuite_netsuite::poll::digest(&row);
+            (format!("{table}:{id}:{modified}:{digest}"), format!("netsuite.{table}.changed"), Value::Object(row))
         })
         .collect();
     let n = ingest(store, router, clock, "netsuite-poller", events).await?;
