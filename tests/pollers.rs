@@ -42,3 +42,40 @@ async fn funded_deposits_become_events_exactly_once() {
     sb.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn netsuite_changes_become_events_once_and_edits_again() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ns = heartsuite_sandbox::netsuite::spawn(l, Default::default()).await.unwrap();
+    let client = heartsuite_netsuite::NetSuiteClient::new(
+        heartsuite_netsuite::Config::new(
+            "1234567_SB1",
+            heartsuite_netsuite::Auth::Tba {
+                consumer_key: Secret::new("sandbox-consumer-key"),
+                consumer_secret: Secret::new("sandbox-consumer-secret"),
+                token_id: Secret::new("sandbox-token-id"),
+                token_secret: Secret::new("sandbox-token-secret"),
+            },
+        )
+        .with_base_url(ns.base_url()),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body = serde_json::json!({"companyName": format!("Polled {i}"), "subsidiary": {"id": "1"}});
+        ids.push(client.upsert("customer", &format!("hs-poll-{i}"), &body).await.unwrap());
+    }
+    let dir = common::fresh_dir();
+    let store = heartsuite_store::open(&format!("sqlite://{}", dir.join("n.db").display())).await.unwrap();
+    let router = StaticRouter(vec![]);
+    let clock = SystemClock;
+    let poll = || heartsuite::pollers::poll_netsuite_once(&store, &client, "customer", &router, &clock);
+    assert_eq!(poll().await.unwrap(), 3);
+    assert_eq!(poll().await.unwrap(), 0, "nothing changed: nothing new");
+    // An edit (even within the same second) is a new event.
+    client.update("customer", &ids[1], &serde_json::json!({"email": "edited@example.com"}), &[]).await.unwrap();
+    assert_eq!(poll().await.unwrap(), 1);
+    assert_eq!(store.event_count().await.unwrap(), 4);
+    ns.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
