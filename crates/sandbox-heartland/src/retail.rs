@@ -887,24 +887,26 @@ const TICKET_COMPUTED: &[&str] = &[
     "public_id",
 ];
 
+/// A ticket's lines or payments (`children` = "lines" | "payments"); 404 for an unknown ticket.
+fn list_ticket_children(sb: &Sandbox, h: &HeaderMap, id: &str, raw: Option<&str>, children: &'static str) -> Response {
+    reply((|| {
+        sb.retail_auth(h)?;
+        let tid = id_param(id)?;
+        let st = sb.lock();
+        st.retail
+            .get("tickets", tid)
+            .ok_or_else(|| not_found(&format!("ticket {tid}")))?;
+        collection(st.retail.children_of(children, tid), &list_query(raw, &[])?)
+    })())
+}
+
 async fn list_lines(
     State(sb): State<Sandbox>,
     h: HeaderMap,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    reply((|| {
-        sb.retail_auth(&h)?;
-        let tid = id_param(&id)?;
-        let st = sb.lock();
-        st.retail
-            .get("tickets", tid)
-            .ok_or_else(|| not_found(&format!("ticket {tid}")))?;
-        collection(
-            st.retail.children_of("lines", tid),
-            &list_query(raw.as_deref(), &[])?,
-        )
-    })())
+    list_ticket_children(&sb, &h, &id, raw.as_deref(), "lines")
 }
 
 async fn create_line(
@@ -932,18 +934,7 @@ async fn list_ticket_payments(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    reply((|| {
-        sb.retail_auth(&h)?;
-        let tid = id_param(&id)?;
-        let st = sb.lock();
-        st.retail
-            .get("tickets", tid)
-            .ok_or_else(|| not_found(&format!("ticket {tid}")))?;
-        collection(
-            st.retail.children_of("payments", tid),
-            &list_query(raw.as_deref(), &[])?,
-        )
-    })())
+    list_ticket_children(&sb, &h, &id, raw.as_deref(), "payments")
 }
 
 async fn create_payment(
