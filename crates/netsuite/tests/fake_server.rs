@@ -218,7 +218,7 @@ async fn poll_changes_moves_a_durable_cursor_without_skips_or_repeats() {
         cursor = next;
     }
     assert_eq!(seen, vec![8, 1, 2, 3, 5, 9, 4]);
-    assert!(cursor.as_deref().is_some_and(|c| c.starts_with("2026-11-26 10:00:01|4:")), "{cursor:?}");
+    assert!(cursor.as_deref().is_some_and(|c| c.starts_with("2026-11-26 10:00:01|4|")), "{cursor:?}");
 
     // A later change to row 2 shows up once, after the cursor.
     fake.tables.lock().unwrap().get_mut("transaction").unwrap().push(obj(
@@ -227,7 +227,81 @@ async fn poll_changes_moves_a_durable_cursor_without_skips_or_repeats() {
     let (page, next) = poll_changes(&c, "transaction", cursor, 100).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0]["id"], "2");
-    assert!(next.as_deref().is_some_and(|c| c.starts_with("2026-11-26 10:05:00|2:")), "{next:?}");
+    assert!(next.as_deref().is_some_and(|c| c.starts_with("2026-11-26 10:05:00|2|")), "{next:?}");
+}
+
+#[tokio::test]
+async fn poll_changes_returns_same_second_saves_of_lower_ids_and_edits() {
+    let fake = Fake::start(AuthMode::Tba).await;
+    let c = client(&fake);
+    let t = "2026-11-26 10:00:00";
+    let rec = |id: u64, memo: &str| obj(json!({"id": id.to_string(), "memo": memo, "lastmodifieddate": t}));
+    fake.tables.lock().unwrap().insert("transaction".into(), vec![rec(3, "a"), rec(8, "b")]);
+    let ids = |rows: &[Map<String, Value>]| rows.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let (rows, cursor) = poll_changes(&c, "transaction", None, 100).await.unwrap();
+    assert_eq!(ids(&rows), ["3", "8"]);
+    let (rows, same) = poll_changes(&c, "transaction", cursor.clone(), 100).await.unwrap();
+    assert!(rows.is_empty());
+    assert_eq!(same, cursor);
+
+    // Later in the same second: a lower id is saved, and row 8 is saved again.
+    {
+        let mut tables = fake.tables.lock().unwrap();
+        let table = tables.get_mut("transaction").unwrap();
+        table.retain(|r| r["id"] != "8");
+        table.push(rec(1, "late"));
+        table.push(rec(8, "b2"));
+    }
+    let (rows, cursor) = poll_changes(&c, "transaction", cursor, 100).await.unwrap();
+    assert_eq!(ids(&rows), ["1", "8"], "the late lower id and the new save, nothing unchanged");
+    assert_eq!(rows[1]["memo"], "b2");
+    let (rows, cursor) = poll_changes(&c, "transaction", cursor, 100).await.unwrap();
+    assert!(rows.is_empty(), "settled: {rows:?}");
+
+    // Row 3 saved again a second later: it leaves that second and comes once, alone.
+    fake.tables.lock().unwrap().get_mut("transaction").unwrap().retain(|r| r["id"] != "3");
+    fake.tables
+        .lock()
+        .unwrap()
+        .get_mut("transaction")
+        .unwrap()
+        .push(obj(json!({"id": "3", "memo": "a2", "lastmodifieddate": "2026-11-26 10:00:01"})));
+    let (rows, cursor) = poll_changes(&c, "transaction", cursor, 100).await.unwrap();
+    assert_eq!(ids(&rows), ["3"]);
+    let (rows, _) = poll_changes(&c, "transaction", cursor, 100).await.unwrap();
+    assert!(rows.is_empty(), "settled: {rows:?}");
+}
+
+#[tokio::test]
+async fn poll_changes_checks_a_crowded_second_page_by_page() {
+    let fake = Fake::start(AuthMode::Tba).await;
+    let c = client(&fake);
+    let t = "2026-11-26 10:00:00";
+    let rec = |id: u64, memo: &str| obj(json!({"id": id.to_string(), "memo": memo, "lastmodifieddate": t}));
+    fake.tables.lock().unwrap().insert("transaction".into(), (10..2510).map(|i| rec(i, "x")).collect());
+    let mut cursor = None;
+    let mut n = 0;
+    for _ in 0..3 {
+        let (rows, next) = poll_changes(&c, "transaction", cursor, 1000).await.unwrap();
+        n += rows.len();
+        cursor = next;
+    }
+    assert_eq!(n, 2500);
+    assert!(cursor.as_deref().unwrap().len() < 64, "fixed-size cursor: {cursor:?}");
+    fake.suiteql_requests.lock().unwrap().clear();
+    let (rows, next) = poll_changes(&c, "transaction", cursor.clone(), 1000).await.unwrap();
+    assert!(rows.is_empty());
+    assert_eq!(next, cursor);
+    // 2500 rows re-checked in pages of 1000 (keyset, offset 0), then one page asked for new rows.
+    let reqs = fake.suiteql_requests.lock().unwrap().clone();
+    assert_eq!(reqs.iter().map(|(l, o, _)| (*l, *o)).collect::<Vec<_>>(), vec![(1000, 0), (1000, 0), (1000, 0), (1000, 0)]);
+
+    // Over MAX_LISTED rows in one second the cursor keeps only a sum: a late save of a lower id
+    // there brings the second again from its start (repeats the caller recognises).
+    fake.tables.lock().unwrap().get_mut("transaction").unwrap().push(rec(5, "late"));
+    let (rows, _) = poll_changes(&c, "transaction", cursor, 1000).await.unwrap();
+    assert_eq!(rows.len(), 1000);
+    assert_eq!(rows[0]["id"], "5");
 }
 
 #[tokio::test]

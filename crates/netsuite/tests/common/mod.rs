@@ -413,7 +413,8 @@ fn suiteql(f: &Fake, headers: &HeaderMap, query: &BTreeMap<String, String>, body
         return err(400, "INVALID_CONTENT", "missing q", None);
     };
     f.suiteql_requests.lock().unwrap().push((limit, offset, q.clone()));
-    // Understands "... FROM <table> ..." plus our poll filter "WHERE <ts> >= 'ts'".
+    // Understands "... FROM <table> ..." plus the poller's filters: "WHERE <ts> >= 'S'",
+    // "WHERE <ts> > 'S' OR (<ts> = 'S' AND t.id > K)" and "WHERE <ts> = 'S' AND t.id <= K [AND t.id > P]".
     let lower = q.to_ascii_lowercase();
     let Some(table) = lower.split(" from ").nth(1).and_then(|s| s.split_whitespace().next()) else {
         return err(400, "INVALID_PARAMETER", "Invalid search query", None);
@@ -423,8 +424,18 @@ fn suiteql(f: &Fake, headers: &HeaderMap, query: &BTreeMap<String, String>, body
     let id = |r: &Map<String, Value>| r.get("id").and_then(Value::as_str).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
     rows.sort_by_key(|r| (ts(r), id(r)));
     if let Some(w) = lower.split(" where ").nth(1) {
-        let cur_ts = w.split(">= '").nth(1).and_then(|s| s.split('\'').next()).unwrap_or("").to_string();
-        rows.retain(|r| ts(r) >= cur_ts);
+        let w = w.split(" order by ").next().unwrap_or(w);
+        let cur_ts = w.split('\'').nth(3).unwrap_or("").to_string();
+        let num = |op: &str| w.split(op).nth(1).and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse::<u64>().ok());
+        if w.contains(">= '") {
+            rows.retain(|r| ts(r) >= cur_ts);
+        } else if w.contains(" or (") {
+            let k = num("t.id > ").unwrap_or(0);
+            rows.retain(|r| ts(r) > cur_ts || (ts(r) == cur_ts && id(r) > k));
+        } else {
+            let (k, p) = (num("t.id <= ").unwrap_or(0), num("t.id > "));
+            rows.retain(|r| ts(r) == cur_ts && id(r) <= k && p.is_none_or(|p| id(r) > p));
+        }
     }
     let total = rows.len() as u64;
     let page: Vec<Value> = rows
