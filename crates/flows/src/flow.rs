@@ -126,6 +126,9 @@ pub(crate) enum StepKind {
         key: Expr,
         required: bool,
         default: Option<Expr>,
+        /// A list: `key` is evaluated once per element (bound as `item`) and the step's value
+        /// is the list of ids in the same order (an order's lines → item ids).
+        for_each: Option<Expr>,
     },
     Dedupe {
         system: String,
@@ -286,7 +289,7 @@ fn step_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "map" => &["fields", "keep_nulls"],
         "validate" => &["record", "fields", "rules"],
-        "lookup" => &["system", "record_type", "key", "required", "default"],
+        "lookup" => &["system", "record_type", "key", "required", "default", "for_each"],
         "dedupe" => &["system", "record_type", "key", "on_duplicate"],
         "branch" => &["cases", "otherwise"],
         "aggregate" => &["items", "group_by", "sums"],
@@ -1002,13 +1005,18 @@ impl<'s> Loader<'s> {
         let kind = match kind.as_str() {
             "map" => self.map_step(t, span, &name)?,
             "validate" => self.validate_step(t, span)?,
-            "lookup" => StepKind::Lookup {
-                system: self.str_(t, "system", true, span).unwrap_or_default(),
-                record_type: self.str_(t, "record_type", true, span).unwrap_or_default(),
-                key: self.expr(t, "key", true, span, VARS)?,
-                required: self.bool_(t, "required", true),
-                default: self.expr(t, "default", false, span, VARS),
-            },
+            "lookup" => {
+                let for_each = self.expr(t, "for_each", false, span, VARS);
+                let key_vars: &[&str] = if for_each.is_some() { &["input", "steps", "item"] } else { VARS };
+                StepKind::Lookup {
+                    system: self.str_(t, "system", true, span).unwrap_or_default(),
+                    record_type: self.str_(t, "record_type", true, span).unwrap_or_default(),
+                    key: self.expr(t, "key", true, span, key_vars)?,
+                    required: self.bool_(t, "required", true),
+                    default: self.expr(t, "default", false, span, key_vars),
+                    for_each,
+                }
+            }
             "dedupe" => {
                 let on_dup = self
                     .str_(t, "on_duplicate", false, span)

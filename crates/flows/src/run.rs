@@ -335,6 +335,13 @@ impl Flow {
                 default: Option<J>,
                 dedupe: Option<bool>,
             },
+            /// One lookup per list element: (key, default) each.
+            LookupEach {
+                system: String,
+                record_type: String,
+                keys: Vec<(Option<String>, Option<J>)>,
+                required: bool,
+            },
             Write(WriteIntent),
             Validated {
                 corrected: bool,
@@ -447,6 +454,55 @@ impl Flow {
                     key,
                     required,
                     default,
+                    for_each: Some(list),
+                } => {
+                    let list = self.rt.eval(list, &b).map_err(|m| data(name, "for_each", m))?;
+                    let J::Array(list) = list else {
+                        return Err(data(
+                            name,
+                            "for_each",
+                            format!("expected a list, got {}", crate::expr::type_name(&list)),
+                        ));
+                    };
+                    let mut keys = Vec::with_capacity(list.len());
+                    for (i, item) in list.iter().enumerate() {
+                        let item_cel = CelJson::new(item);
+                        let ib = Bindings::new()
+                            .with("input", input_cel)
+                            .with_steps(step_vals)
+                            .with("item", &item_cel);
+                        let k = self
+                            .rt
+                            .eval(key, &ib)
+                            .map_err(|m| data(name, &format!("for_each[{i}] key"), m))?;
+                        let d = match default {
+                            Some(d) => Some(
+                                self.rt
+                                    .eval(d, &ib)
+                                    .map_err(|m| data(name, &format!("for_each[{i}] default"), m))?,
+                            ),
+                            None => None,
+                        };
+                        let k = json_text(&k).filter(|k| !k.is_empty());
+                        if k.is_none() && d.is_none() && *required {
+                            return Err(data(name, &format!("for_each[{i}] key"), "the lookup key is empty"));
+                        }
+                        keys.push((k, d));
+                    }
+                    Effect::LookupEach {
+                        system: system.clone(),
+                        record_type: record_type.clone(),
+                        keys,
+                        required: *required,
+                    }
+                }
+                StepKind::Lookup {
+                    system,
+                    record_type,
+                    key,
+                    required,
+                    default,
+                    for_each: None,
                 } => {
                     let k = self.rt.eval(key, &b).map_err(|m| data(name, "key", m))?;
                     let default = match default {
@@ -681,6 +737,46 @@ impl Flow {
                         None => J::Null,
                     },
                 }
+            }
+            Effect::LookupEach {
+                system,
+                record_type,
+                keys,
+                required,
+            } => {
+                // Lines often repeat a SKU: ask once per distinct key.
+                let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
+                let mut ids = Vec::with_capacity(keys.len());
+                for (i, (key, default)) in keys.into_iter().enumerate() {
+                    let found = match &key {
+                        Some(k) => match seen.get(k) {
+                            Some(f) => f.clone(),
+                            None => {
+                                let f = ctx.lookup(&system, &record_type, k).await?;
+                                seen.insert(k.clone(), f.clone());
+                                f
+                            }
+                        },
+                        None => None,
+                    };
+                    ids.push(match (found, default) {
+                        (Some(id), _) => J::String(id),
+                        (None, Some(d)) => d,
+                        (None, None) if required => {
+                            return Err(Failure::new(
+                                ErrorClass::Dependency,
+                                format!(
+                                    "step `{name}`: no {system} {record_type} found for `{}` (element {i}; not synced yet?)",
+                                    key.unwrap_or_default()
+                                ),
+                            )
+                            .with_system("flow")
+                            .with_field(format!("steps.{name}[{i}]")));
+                        }
+                        (None, None) => J::Null,
+                    });
+                }
+                J::Array(ids)
             }
             Effect::Write(intent) => {
                 let res = ctx.write(&intent).await?;

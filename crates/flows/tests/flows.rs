@@ -187,6 +187,50 @@ name = "out"
 }
 
 #[test]
+fn lookup_for_each_resolves_every_line_once_per_distinct_key() {
+    let src = r#"
+name = "t"
+[trigger]
+events = ["e"]
+[[steps]]
+kind = "lookup"
+name = "items"
+system = "netsuite"
+record_type = "item"
+for_each = "input.lines"
+key = "item.sku"
+[[steps]]
+kind = "map"
+name = "out"
+[steps.fields]
+"ids" = "steps.items"
+"#;
+    let flow = load_ok(src);
+    let mut ctx = DryRunContext::new()
+        .with_lookup("netsuite", "item", "SKU-A", "501")
+        .with_lookup("netsuite", "item", "SKU-B", "502");
+    let input = json!({"lines": [{"sku": "SKU-A"}, {"sku": "SKU-B"}, {"sku": "SKU-A"}]});
+    let r = flow.dry_run(&input, &mut ctx);
+    assert!(r.failure.is_none(), "{:?}", r.failure);
+    assert_eq!(r.records[0].record, json!({"ids": ["501", "502", "501"]}));
+    assert_eq!(ctx.lookups_asked.len(), 2, "a repeated SKU is asked once");
+
+    // A miss names the element, and is a dependency (retried later), not a data error.
+    let mut ctx = DryRunContext::new().with_lookup("netsuite", "item", "SKU-A", "501");
+    let r = flow.dry_run(&json!({"lines": [{"sku": "SKU-A"}, {"sku": "SKU-Z"}]}), &mut ctx);
+    let f = r.failure.expect("a missing item fails");
+    assert_eq!(f.class, ErrorClass::Dependency);
+    assert_eq!(f.field_path.as_deref(), Some("steps.items[1]"));
+    assert!(f.message.contains("SKU-Z"), "{}", f.message);
+
+    // Not a list: a data error on for_each.
+    let r = flow.dry_run(&json!({"lines": "SKU-A"}), &mut DryRunContext::new());
+    let f = r.failure.expect("a scalar fails");
+    assert_eq!(f.class, ErrorClass::Data);
+    assert!(f.message.contains("for_each") && f.message.contains("expected a list"), "{}", f.message);
+}
+
+#[test]
 fn conditional_logic_refund_becomes_credit_memo_and_sale_does_not() {
     let set = FlowSet::builtin().expect("builtin flows");
     let refund = json!({"id": "T1", "type": "REFUND", "status": "CAPTURED", "time_created": "2026-01-02T12:00:00Z", "amount": "100", "currency": "USD", "customer": {"id": "C"}});
