@@ -53,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: DlqCmd,
     },
+    /// Possible duplicate customers held for a decision: list, merge, create-new (audited).
+    Review {
+        #[command(subcommand)]
+        cmd: crate::customer_match::ReviewCmd,
+    },
     /// The tamper-evident audit chain.
     Audit {
         #[command(subcommand)]
@@ -218,6 +223,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Secrets { cmd } => secrets(cmd, &load_config(&cli.global)?, clock.as_ref()).await,
         Command::Bench { cmd } => crate::bench::run(cmd, &cli.global).await,
         Command::Demo(args) => crate::demo::run(args, &cli.global).await,
+        Command::Review { cmd } => {
+            let cfg = load_config(&cli.global)?;
+            let store = open_store(&cfg).await?;
+            crate::customer_match::review(cmd, &store, clock.as_ref()).await
+        }
         Command::Flows { cmd } => crate::flows_cmd::run(cmd, &load_config(&cli.global)?),
         Command::Map { cmd: MapCmd::Test { flow, input, dir } } => {
             crate::flows_cmd::map_test(&load_config(&cli.global)?, &flow, &input, dir)

@@ -13,5 +13,6 @@ pub mod connectors;
 pub mod pollers;
 pub mod sandbox_cmd;
 pub mod server;
+pub mod customer_match;
 pub mod sources;
 pub mod telemetry;

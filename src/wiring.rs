@@ -166,6 +166,10 @@ pub fn build(
     cfg: &Config,
     secrets: &SecretResolver,
     clock: Arc<dyn Clock>,
+    async fn candidates(&mut self, system: &str, record_type: &str, probe: &Value) -> Result<Vec<Value>, Failure> {
+        crate::customer_match::candidates(self.job, self.engine, system, record_type, probe).await
+    }
+
     breakers: Arc<Breakers>,
     store: Option<heartsuite_store::DynStore>,
 ) -> Result<Wired> {
@@ -186,3 +190,7 @@ pub struct Wired {
     pub handler: Arc<dyn JobHandler>,
     pub connectors: Arc<Connectors>,
 }
+        // Customer merges and e-mail-claimed creates (flow 7) need more than one effect.
+        if let Some(r) = crate::customer_match::write(self.job, self.engine, intent).await {
+            return r.map(|remote_id| WriteResult { remote_id, response: Value::Null });
+        }

@@ -133,8 +133,11 @@ pub(crate) enum StepKind {
     Dedupe {
         system: String,
         record_type: String,
-        key: Expr,
+        /// Absent in match mode (the candidates come from the engine's search instead).
+        key: Option<Expr>,
         skip: bool,
+        /// `[steps.match]`: duplicate detection by e-mail, phone and fuzzy name + address.
+        matching: Option<Box<MatchSpec>>,
     },
     Branch {
         cases: Vec<(Expr, Vec<Step>)>,
@@ -209,6 +212,9 @@ pub struct Example {
     pub expect_records: Vec<(String, J)>,
 }
 
+    /// What a dedupe step in match mode finds: existing records (`id`, `email`, `phone`,
+    /// `first_name`, `last_name`, `address`).
+    pub candidates: Vec<J>,
 /// One loaded, checked flow.
 pub struct Flow {
     pub(crate) name: String,
@@ -290,7 +296,7 @@ fn step_keys(kind: &str) -> &'static [&'static str] {
         "map" => &["fields", "keep_nulls"],
         "validate" => &["record", "fields", "rules"],
         "lookup" => &["system", "record_type", "key", "required", "default", "for_each"],
-        "dedupe" => &["system", "record_type", "key", "on_duplicate"],
+        "dedupe" => &["system", "record_type", "key", "on_duplicate", "match"],
         "branch" => &["cases", "otherwise"],
         "aggregate" => &["items", "group_by", "sums"],
         "write" => &["target", "record_type", "external_id", "body", "params"],
@@ -307,6 +313,19 @@ pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
 }
 
 type T<'i> = DeTable<'i>;
+/// A dedupe step's `[steps.match]` table: what the incoming person is (each an expression), the
+/// thresholds, and where an operator's review decision is read from.
+#[derive(Debug)]
+pub(crate) struct MatchSpec {
+    /// (`email` | `phone` | `first_name` | `last_name` | `name` | `address`, expression).
+    pub fields: Vec<(String, Expr)>,
+    pub thresholds: crate::dedupe::Thresholds,
+    /// Evaluates to null or `{decision: "merge" | "create_new", netsuite_id}`.
+    pub decision: Option<Expr>,
+}
+
+const MATCH_FIELDS: &[&str] = &["email", "phone", "first_name", "last_name", "name", "address"];
+
 type V<'i> = Spanned<DeValue<'i>>;
 
 struct Loader<'s> {
@@ -1037,17 +1056,25 @@ impl<'s> Loader<'s> {
                 StepKind::Dedupe {
                     system: self.str_(t, "system", true, span).unwrap_or_default(),
                     record_type: self.str_(t, "record_type", true, span).unwrap_or_default(),
-                    key: self.expr(t, "key", true, span, VARS)?,
+                    key: match matching {
+                        Some(_) => self.expr(t, "key", false, span, VARS),
+                        None => Some(self.expr(t, "key", true, span, VARS)?),
+                    },
                     skip: on_dup != "continue",
                 }
             }
             "branch" => self.branch_step(t, span)?,
             "aggregate" => {
+                let matching = match t.get("match") {
+                    Some(mv) => Some(Box::new(self.match_spec(mv)?)),
+                    None => None,
+                };
                 let item_vars = &["input", "steps", "item"];
                 let mut sums = Vec::new();
                 if let Some(sv) = t.get("sums") {
                     if let Some(st) = self.table(sv, "sums") {
                         for (k, ev) in st.iter() {
+                    matching,
                             let f = format!("sums.{}", k.get_ref());
                             if let Some(e) = self.compile_at(ev, &f, item_vars) {
                                 sums.push((k.get_ref().to_string(), e));
@@ -1086,6 +1113,56 @@ impl<'s> Loader<'s> {
                 Some("a table of output field = expression".into()),
                 None,
             );
+    fn match_spec(&mut self, mv: &V<'_>) -> Option<MatchSpec> {
+        let mt = self.table(mv, "match")?;
+        let mut allowed: Vec<&str> = MATCH_FIELDS.to_vec();
+        allowed.extend(["merge_at", "review_at", "decision"]);
+        self.check_keys(mt, &allowed, "match.");
+        let mut fields = Vec::new();
+        for f in MATCH_FIELDS {
+            if let Some(v) = mt.get(*f) {
+                fields.push((f.to_string(), self.compile_at(v, &format!("match.{f}"), VARS)?));
+            }
+        }
+        let mut thresholds = crate::dedupe::Thresholds::default();
+        for (key, slot) in [("merge_at", &mut thresholds.merge), ("review_at", &mut thresholds.review)] {
+            let Some(v) = mt.get(key) else { continue };
+            // A similarity score, not money: a float is the natural unit here.
+            let parsed = match v.get_ref() {
+                DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+                _ => None,
+            };
+            match parsed.filter(|x| (0.0..=1.0).contains(x)) {
+                Some(x) => *slot = x,
+                None => self.err(
+                    v.span(),
+                    Some(&format!("match.{key}")),
+                    format!("found {}", type_of(v.get_ref())),
+                    Some("a number between 0.0 and 1.0".into()),
+                    None,
+                ),
+            }
+        }
+        if thresholds.review > thresholds.merge {
+            self.err(
+                mv.span(),
+                Some("match.review_at"),
+                format!("review_at {} is above merge_at {}", thresholds.review, thresholds.merge),
+                Some("review_at <= merge_at".into()),
+                None,
+            );
+        }
+        let decision = match mt.get("decision") {
+            Some(v) => Some(self.compile_at(v, "match.decision", VARS)?),
+            None => None,
+        };
+        Some(MatchSpec {
+            fields,
+            thresholds,
+            decision,
+        })
+    }
+
             return None;
         };
         let ft = self.table(fv, "fields")?;
@@ -1413,6 +1490,7 @@ impl<'s> Loader<'s> {
             "examples.",
         );
         let name = self.str_(t, "name", true, &span)?;
+                "candidates",
         self.step = None;
         let field = |f: &str| format!("examples[{name}].{f}");
         let input = match (t.get("input"), t.get("input_json")) {
@@ -1475,6 +1553,20 @@ impl<'s> Loader<'s> {
                 );
                 let exact = match self.str_(wt, "match", false, &wspan).as_deref() {
                     None | Some("subset") => false,
+        let mut candidates = Vec::new();
+        if let Some(cv) = t.get("candidates") {
+            match de_json(cv.get_ref()) {
+                Ok(J::Array(a)) if a.iter().all(J::is_object) => candidates = a,
+                Ok(_) => self.err(
+                    cv.span(),
+                    Some(&field("candidates")),
+                    "expected an array of tables".into(),
+                    None,
+                    None,
+                ),
+                Err(m) => self.err(cv.span(), Some(&field("candidates")), m, None, None),
+            }
+        }
                     Some("exact") => true,
                     Some(other) => {
                         self.err(
@@ -1571,3 +1663,4 @@ impl<'s> Loader<'s> {
         })
     }
 }
+            candidates,

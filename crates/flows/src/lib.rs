@@ -10,6 +10,7 @@
 //! its own [`FlowContext`] (crosswalk lookups, idempotent writes). [`DryRunContext`] records
 //! writes instead, for examples ([`FlowSet::run_examples`]) and `heartsuite map test`.
 
+pub mod dedupe;
 pub mod error;
 pub mod expr;
 pub mod flow;

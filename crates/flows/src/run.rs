@@ -45,6 +45,18 @@ pub trait FlowContext: Send {
         key: &str,
     ) -> Result<Option<String>, Failure>;
     async fn write(&mut self, intent: &WriteIntent) -> Result<WriteResult, Failure>;
+    /// Existing records that may be the same person as `probe` (a dedupe step in match mode):
+    /// JSON objects with `id`, `email`, `phone`, `first_name`, `last_name`, `address`. `probe`
+    /// holds the normalised `email`, `phone`, `first_name` and `last_name`. A context that cannot
+    /// search finds nothing, which makes every match step decide "create".
+    async fn candidates(
+        &mut self,
+        _system: &str,
+        _record_type: &str,
+        _probe: &J,
+    ) -> Result<Vec<J>, Failure> {
+        Ok(Vec::new())
+    }
 }
 
 /// Records writes instead of executing them and answers lookups from fixtures.
@@ -54,6 +66,9 @@ pub struct DryRunContext {
     pub writes: Vec<WriteIntent>,
     /// Every lookup asked, with its answer, so `map test` can show them.
     pub lookups_asked: Vec<(String, String, String, Option<String>)>,
+    /// What a dedupe step in match mode finds (any system and record type).
+    pub candidates: Vec<J>,
+    /// What a write answers, by idempotency key (default: `dry-run:N` and `{}`).
 }
 
 impl DryRunContext {
@@ -76,6 +91,9 @@ impl FlowContext for DryRunContext {
         &mut self,
         system: &str,
         record_type: &str,
+    async fn candidates(&mut self, _: &str, _: &str, _: &J) -> Result<Vec<J>, Failure> {
+        Ok(self.candidates.clone())
+    }
         key: &str,
     ) -> Result<Option<String>, Failure> {
         let found = self
@@ -102,6 +120,63 @@ pub struct MappedRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+/// The dedupe step's verdict in match mode, as the step's value (`steps.<name>.outcome` is
+/// `merge` or `create`), or the review failure that holds the job for an operator.
+fn match_outcome(
+    step: &str,
+    person: &J,
+    candidates: &[J],
+    t: crate::dedupe::Thresholds,
+) -> Result<J, Failure> {
+    use crate::dedupe::{Decision, Person, decide};
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    match decide(&Person::from_json(person), candidates, t) {
+        Decision::Merge {
+            id,
+            matched_on,
+            score,
+        } => Ok(serde_json::json!({"outcome": "merge", "id": id, "matched_on": matched_on, "score": round(score)})),
+        Decision::Create { best_score } => {
+            Ok(serde_json::json!({"outcome": "create", "best_score": round(best_score)}))
+        }
+        Decision::Review { id, score, reason } => {
+            let theirs = candidates
+                .iter()
+                .find(|c| c.get("id").and_then(json_text).as_deref() == Some(id.as_str()))
+                .cloned()
+                .unwrap_or(J::Null);
+            Err(Failure::data(format!(
+                "step `{step}`: possible duplicate held for review ({reason}); incoming {person} vs existing {theirs} (score {}); \
+                 decide with `heartsuite review merge <job> {id}` or `heartsuite review create-new <job>`",
+                round(score)
+            ))
+            .with_system("flow")
+            .with_field("match")
+            .with_code(crate::dedupe::REVIEW_CODE))
+        }
+    }
+}
+
+/// An operator's decision on a held duplicate: merge into a named record, or create anyway.
+fn operator_outcome(step: &str, d: &J) -> Result<Option<J>, Failure> {
+    if d.is_null() {
+        return Ok(None);
+    }
+    let bad = |m: &str| data(step, "match.decision", m);
+    match d.get("decision").and_then(J::as_str) {
+        Some("merge") => {
+            let id = d
+                .get("netsuite_id")
+                .and_then(json_text)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad("a merge decision needs `netsuite_id`"))?;
+            Ok(Some(serde_json::json!({"outcome": "merge", "id": id, "matched_on": "operator"})))
+        }
+        Some("create_new") => Ok(Some(serde_json::json!({"outcome": "create", "matched_on": "operator"}))),
+        _ => Err(bad("`decision` must be \"merge\" or \"create_new\"")),
+    }
+}
+
 pub struct WriteRecord {
     pub step: String,
     pub intent: WriteIntent,
@@ -342,6 +417,13 @@ impl Flow {
                 keys: Vec<(Option<String>, Option<J>)>,
                 required: bool,
             },
+            /// A dedupe step in match mode: the incoming person and the thresholds.
+            Match {
+                system: String,
+                record_type: String,
+                person: J,
+                thresholds: crate::dedupe::Thresholds,
+            },
             Write(WriteIntent),
             Validated {
                 corrected: bool,
@@ -530,12 +612,49 @@ impl Flow {
                     skip,
                 } => {
                     let k = self.rt.eval(key, &b).map_err(|m| data(name, "key", m))?;
+                StepKind::Dedupe {
+                    system,
+                    record_type,
+                    matching: Some(m),
+                    ..
+                } => {
+                    let decided = match &m.decision {
+                        Some(d) => {
+                            let d = self.rt.eval(d, &b).map_err(|e| data(name, "match.decision", e))?;
+                            operator_outcome(name, &d)?
+                        }
+                        None => None,
+                    };
+                    match decided {
+                        Some(out) => Effect::Set(out),
+                        None => {
+                            let mut person = Map::new();
+                            for (f, e) in &m.fields {
+                                let v = self
+                                    .rt
+                                    .eval(e, &b)
+                                    .map_err(|err| data(name, &format!("match.{f}"), err))?;
+                                person.insert(f.clone(), v);
+                            }
+                            Effect::Match {
+                                system: system.clone(),
+                                record_type: record_type.clone(),
+                                person: J::Object(person),
+                                thresholds: m.thresholds,
+                            }
+                        }
+                    }
+                }
                     let k = json_text(&k)
                         .filter(|k| !k.is_empty())
                         .ok_or_else(|| data(name, "key", "the dedupe key is empty"))?;
                     Effect::Lookup {
                         system: system.clone(),
+                    matching: None,
                         record_type: record_type.clone(),
+                    let Some(key) = key else {
+                        return Err(data(name, "key", "a dedupe step needs `key` or `[match]`"));
+                    };
                         key: k,
                         required: false,
                         default: None,
@@ -745,6 +864,16 @@ impl Flow {
                 required,
             } => {
                 // Lines often repeat a SKU: ask once per distinct key.
+            Effect::Match {
+                system,
+                record_type,
+                person,
+                thresholds,
+            } => {
+                let probe = crate::dedupe::Person::from_json(&person).probe();
+                let found = ctx.candidates(&system, &record_type, &probe).await?;
+                match_outcome(name, &person, &found, thresholds)?
+            }
                 let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
                 let mut ids = Vec::with_capacity(keys.len());
                 for (i, (key, default)) in keys.into_iter().enumerate() {

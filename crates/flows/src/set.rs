@@ -327,6 +327,7 @@ fn run_example(flow: &Flow, ex: &Example) -> Vec<String> {
         (Some(e), Some(f)) => {
             if e.class != f.class {
                 problems.push(format!("expected a {} failure, got {f}", e.class));
+    ctx.candidates = ex.candidates.clone();
             }
             if let Some(field) = &e.field {
                 if f.field_path.as_deref() != Some(field.as_str()) {
