@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PollersConfig {
-    /// Poll GP-API for funded deposits every N seconds (0 = off; needs [gpapi]).
+    /// Poll GP-API for funded deposits every N seconds (0 = off). Runs only when [gpapi] is
+    /// configured.
     pub gpapi_deposits_every_secs: u64,
     /// Poll NetSuite tables by lastmodifieddate every N seconds (0 = off; needs [netsuite]).
     pub netsuite_every_secs: u64,
@@ -26,11 +27,15 @@ pub struct PollersConfig {
 
 impl Default for PollersConfig {
     fn default() -> Self {
-        // Off until the settlement flow reads the poller's deposit payload (issue #6): a deposit
-        // event with no flow able to post it would only fill the dead-letter queue.
-        Self { gpapi_deposits_every_secs: 0, netsuite_every_secs: 0, netsuite_tables: vec!["transaction".into()] }
+        // Deposits have no webhook, so with [gpapi] configured the poller is on unless set to 0:
+        // the settlement flow posts what it finds. Every 5 minutes is far inside GP-API's limits
+        // and deposits are funded once a day.
+        Self { gpapi_deposits_every_secs: DEFAULT_DEPOSIT_POLL_SECS, netsuite_every_secs: 0, netsuite_tables: vec!["transaction".into()] }
     }
 }
+
+/// How often funded deposits are polled when `[gpapi]` is configured and nothing else is set.
+pub const DEFAULT_DEPOSIT_POLL_SECS: u64 = 300;
 
 fn store_failure(e: heartsuite_store::StoreError) -> Failure {
     Failure::transient(format!("store: {e}")).with_system("store")
@@ -70,14 +75,15 @@ pub async fn poll_gp_deposits_once(
 ) -> Result<usize, Failure> {
     let cursor = store.cursor(GP_DEPOSITS_CURSOR).await.map_err(store_failure)?;
     let (deposits, next) = heartsuite_heartland::poll_funded_deposits(client, cursor).await?;
+    // A deposit that cannot be encoded must stop the poll (cursor unmoved), never become an
+    // event with an empty payload.
     let events = deposits
         .into_iter()
         .map(|d| {
-            let key = d.deposit.id.clone();
-            let payload = serde_json::to_value(&d).unwrap_or(Value::Null);
-            (key, "gpapi.deposit.funded".to_string(), payload)
+            let payload = serde_json::to_value(&d).map_err(|e| Failure::bug(format!("encoding deposit {}: {e}", d.deposit.id)))?;
+            Ok((d.deposit.id, heartsuite_heartland::events::GPAPI_DEPOSIT_FUNDED.to_string(), payload))
         })
-        .collect();
+        .collect::<Result<Vec<_>, Failure>>()?;
     let n = ingest(store, router, clock, "gpapi-poller", events).await?;
     store.set_cursor(GP_DEPOSITS_CURSOR, &next, clock.now_micros()).await.map_err(store_failure)?;
     Ok(n)
@@ -152,4 +158,54 @@ pub fn spawn(
         }));
     }
     tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::Connectors;
+    use heartsuite_core::{Secret, SystemClock};
+
+    struct NoFlows;
+    impl FlowRouter for NoFlows {
+        fn flows_for(&self, _kind: &str, _payload: &Value) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    async fn spawned(cfg: &PollersConfig, with_gpapi: bool) -> usize {
+        let dir = std::env::temp_dir().join(format!("hs-pollers-{}-{:x}", std::process::id(), rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = heartsuite_store::open(&format!("sqlite://{}", dir.join("p.db").display())).await.unwrap();
+        let mut connectors = Connectors::default();
+        if with_gpapi {
+            // Nothing listens there: the task's first poll fails and it waits, which is all we need.
+            let conf = heartsuite_heartland::GpApiConfig::new("id", Secret::new("key")).with_base_url("http://127.0.0.1:9".to_string());
+            connectors.gpapi = Some(Arc::new(heartsuite_heartland::GpApiClient::new(conf).unwrap()));
+        }
+        let shutdown = CancellationToken::new();
+        let tasks = spawn(cfg, store, Arc::new(connectors), Arc::new(NoFlows), Arc::new(SystemClock), shutdown.clone());
+        let n = tasks.len();
+        shutdown.cancel();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        n
+    }
+
+    #[tokio::test]
+    async fn deposit_poller_is_on_by_default_with_gpapi_and_can_be_turned_off() {
+        let cfg = crate::config::Config::default();
+        assert_eq!(cfg.pollers.gpapi_deposits_every_secs, DEFAULT_DEPOSIT_POLL_SECS);
+        assert_eq!(spawned(&cfg.pollers, true).await, 1, "[gpapi] configured: the deposit poller runs");
+        assert_eq!(spawned(&cfg.pollers, false).await, 0, "no [gpapi]: nothing to poll");
+
+        let p = std::env::temp_dir().join(format!("hs-pollers-{:x}.toml", rand::random::<u64>()));
+        std::fs::write(&p, "[pollers]\ngpapi_deposits_every_secs = 0\n").unwrap();
+        let off = crate::config::Config::load(Some(&p)).unwrap();
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(off.pollers.gpapi_deposits_every_secs, 0);
+        assert_eq!(spawned(&off.pollers, true).await, 0, "the opt-out is honoured");
+    }
 }

@@ -61,7 +61,15 @@ impl JobHandler for FlowEngine {
             .map_err(|_| Failure::bug(format!("flow `{}` is no longer loaded; restore its file or discard the job", job.job.flow)))?;
         let input = self.trusted_input(job, ctx).await?;
         let mut fctx = EngineFlowContext { job: ctx, engine: self };
-        flow.run(&input, &mut fctx).await.map(|_| ())
+        let report = flow.run(&input, &mut fctx).await?;
+        // A warning (e.g. a settlement variance) lets the run finish but must stay visible:
+        // it goes to the log and, with the job as subject, to the audit chain.
+        for w in report.findings.iter().filter(|f| f.kind == heartsuite_flows::FindingKind::Warning) {
+            tracing::warn!(flow = %job.job.flow, job = job.job.id, step = %w.step, path = %w.path, "{}", w.message);
+            let details = serde_json::json!({"flow": job.job.flow, "step": w.step, "path": w.path, "rule": w.rule, "message": w.message});
+            ctx.audit("flow.warning", &format!("job:{}", job.job.id), None, details).await?;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,447 @@
+//! Flow 4, settlement → NetSuite, end to end: the Heartland sandbox generates a small business day
+//! (batch closed, deposit funded), the payment and refund flows post each captured sale and refund
+//! first, then the deposit poller finds the funded deposit and the settlement flow posts it — as
+//! one journal entry, or as a NetSuite deposit made of those payments. Every amount is checked to
+//! the cent against figures computed here from what GP-API reports, and polling again (even from a
+//! lost cursor) creates nothing new.
+
+use heartsuite::config::{Config, GpApiConfig, NetSuiteConfig, SecretResolver, SourceConfig, SourceKind};
+use heartsuite::server::{self, FlowRouter, Running, StartOptions};
+use heartsuite_core::{Clock, Secret, SystemClock};
+use heartsuite_heartland::gpapi::TransactionType;
+use heartsuite_heartland::{DepositWithTransactions, GpApiClient};
+use heartsuite_netsuite::NetSuiteClient;
+use heartsuite_sandbox::heartland::{self, DayOptions};
+use heartsuite_store::{DynStore, JobState};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const GP_HOOK_KEY: &str = "settlement-test-gp-key";
+const CUSTOMER: &str = "CUS_SETTLE";
+/// The sandbox chart of accounts (crates/sandbox-netsuite/src/store.rs) the flow's tables name.
+const UNDEPOSITED: &str = "1";
+const BANK: &str = "2";
+const FEES: &str = "3";
+const CHARGEBACKS: &str = "4";
+const REFUNDS: &str = "5";
+
+struct Env {
+    hl: heartland::SandboxHandle,
+    ns: heartsuite_sandbox::netsuite::SandboxHandle,
+    running: Running,
+    store: DynStore,
+    nsc: NetSuiteClient,
+    gp: GpApiClient,
+    router: Arc<dyn FlowRouter>,
+    dir: PathBuf,
+}
+
+impl Env {
+    async fn stop(self) {
+        self.running.shutdown().await;
+        self.ns.shutdown().await;
+        self.hl.shutdown().await;
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+
+    async fn poll(&self) -> usize {
+        heartsuite::pollers::poll_gp_deposits_once(&self.store, &self.gp, self.router.as_ref(), &SystemClock).await.expect("deposit poll")
+    }
+
+    /// Waits until no job is pending, running or retrying; none may be dead.
+    async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let c: BTreeMap<JobState, i64> = self.store.job_counts().await.unwrap().into_iter().collect();
+            if c[&JobState::Dead] > 0 {
+                let dead = self.store.jobs(Some(JobState::Dead), 10).await.unwrap();
+                let why: Vec<_> = dead.iter().map(|j| format!("{}: {:?}", j.flow, j.last_error)).collect();
+                panic!("dead-lettered jobs: {why:#?}");
+            }
+            if c[&JobState::Pending] + c[&JobState::Running] + c[&JobState::Retrying] == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "jobs did not finish: {c:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn netsuite_count(&self, tran_type: &str) -> usize {
+        let rows = self.nsc.suiteql(&format!("SELECT id FROM transaction WHERE type = '{tran_type}'"), 1000).await.unwrap();
+        rows.len()
+    }
+}
+
+/// Both sandboxes, the engine with the payment, refund and settlement flows (the settlement flow
+/// with its `posting_mode` default set to `mode`), and a generated day whose batch is funded.
+async fn start(mode: &str, seed: u64) -> Env {
+    let gp_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rt_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Chargebacks are rare in a real day; a high rate makes sure the deposit has some.
+    let hl = heartland::spawn(gp_l, rt_l, heartland::Config { chargeback_ppm: 300_000, ..heartland::Config::default() }).await.unwrap();
+    let ns_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ns = heartsuite_sandbox::netsuite::spawn(ns_l, Default::default()).await.unwrap();
+
+    let day = hl
+        .sandbox()
+        .generate_day(&DayOptions {
+            seed,
+            tickets: 14,
+            web_orders: 0,
+            include_cad: false,
+            decline_per_mille: 0,
+            return_per_mille: 250,
+            cash_per_mille: 0,
+            close_batch: true,
+            fund: true,
+            emit_webhooks: false,
+            ..DayOptions::default()
+        })
+        .unwrap();
+    assert!(!day.summary.deposits.is_empty(), "the generated day funds a deposit");
+
+    let dir = std::env::temp_dir().join(format!("hs-settle-{}-{:x}", std::process::id(), rand::random::<u64>()));
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let repo_flows = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/flows"));
+    for f in ["gpapi_payment_to_customer_payment.toml", "gpapi_refund_to_credit_memo.toml"] {
+        std::fs::copy(repo_flows.join(f), flows.join(f)).unwrap();
+    }
+    let settlement = std::fs::read_to_string(repo_flows.join("gpapi_settlement_to_deposit.toml")).unwrap();
+    let default_mode = "[tables.posting_mode]\nargs = [\"mid\"]\ndefault = \"journal\"";
+    assert!(settlement.contains(default_mode), "the flow file's posting_mode table changed; update this test");
+    let settlement = settlement.replace(default_mode, &default_mode.replace("\"journal\"", &format!("\"{mode}\"")));
+    std::fs::write(flows.join("gpapi_settlement_to_deposit.toml"), settlement).unwrap();
+
+    let mut cfg = Config::default();
+    cfg.server.data_dir = dir.clone();
+    cfg.flows.dir = flows;
+    cfg.sources
+        .insert("gpapi".into(), SourceConfig { kind: SourceKind::Gpapi, secrets: vec![], app_key: Some(GP_HOOK_KEY.into()), token: None, tolerance_secs: 300 });
+    cfg.netsuite = Some(NetSuiteConfig { concurrency: 5, timeout_secs: 10, ..NetSuiteConfig::sandbox(ns.base_url()) });
+    cfg.gpapi = Some(GpApiConfig { base_url: Some(hl.gpapi_url()), app_id: "sandbox-app-id".into(), app_key: "sandbox-app-key".into() });
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let secrets = SecretResolver::new(&cfg);
+    let store = heartsuite::cli::open_store(&cfg).await.unwrap();
+    let (alerts, breakers) = heartsuite::cli::engine_parts(&cfg, clock.clone(), &secrets).unwrap();
+    let wired = heartsuite::wiring::build(&cfg, &secrets, clock.clone(), breakers.clone(), Some(store.clone())).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut worker = heartsuite::cli::worker_config(&cfg);
+    worker.idle_poll = Duration::from_millis(50);
+    let running = server::start(
+        listener,
+        StartOptions {
+            store: store.clone(),
+            clock: clock.clone(),
+            sources: heartsuite::sources::build(&cfg, &secrets).unwrap(),
+            router: wired.router.clone(),
+            handler: wired.handler.clone(),
+            alerts,
+            breakers,
+            worker: Some(worker),
+            admin_token: None,
+            max_body: 1 << 20,
+            max_batch: 64,
+        },
+    )
+    .await
+    .unwrap();
+
+    let nsc = NetSuiteClient::new(
+        heartsuite_netsuite::Config::new(
+            "1234567_SB1",
+            heartsuite_netsuite::Auth::Tba {
+                consumer_key: Secret::new("sandbox-consumer-key"),
+                consumer_secret: Secret::new("sandbox-consumer-secret"),
+                token_id: Secret::new("sandbox-token-id"),
+                token_secret: Secret::new("sandbox-token-secret"),
+            },
+        )
+        .with_base_url(ns.base_url()),
+    )
+    .unwrap();
+    // What the other flows need in NetSuite: the customer the card payments belong to, and the
+    // refund item stand-alone credit memos are written on (the first item: id 501).
+    nsc.upsert("customer", &format!("hs-cust-{CUSTOMER}"), &json!({"companyName": "Settlement Test Co", "subsidiary": {"id": "1"}})).await.unwrap();
+    let item = nsc.upsert("inventoryItem", "hs-refund-item", &json!({"itemId": "REFUND", "displayName": "Customer refund"})).await.unwrap();
+    assert_eq!(item, "501");
+
+    let gp = GpApiClient::new(heartsuite_heartland::GpApiConfig::new("sandbox-app-id", Secret::new("sandbox-app-key")).with_base_url(hl.gpapi_url())).unwrap();
+    let router = wired.router.clone();
+    let env = Env { hl, ns, running, store, nsc, gp, router, dir };
+
+    // The card payments and refunds reach NetSuite first, as GP-API status notifications.
+    let deposits = funded(&env).await;
+    let http = reqwest::Client::new();
+    for t in deposits.iter().flat_map(|d| &d.transactions) {
+        let amount = t.amount.expect("settled transactions have amounts");
+        let card = t.payment_method.as_ref().and_then(|p| p.card.clone()).unwrap_or_default();
+        let body = json!({
+            "id": t.id,
+            "time_created": t.time_created,
+            "type": t.kind.as_ref().map(|k| k.as_str()),
+            "status": "CAPTURED",
+            "amount": amount.minor.to_string(),
+            "currency": amount.currency.code(),
+            "payment_method": {"result": "00", "card": {"brand": card.brand, "authcode": card.authcode, "masked_number_last4": card.masked_number_last4}},
+            "customer": {"id": CUSTOMER},
+        })
+        .to_string();
+        let r = http
+            .post(format!("http://{}/hooks/gpapi", env.running.addr))
+            .header("x-gp-signature", heartsuite_engine::ingress::gp_signature(GP_HOOK_KEY, body.as_bytes()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+    env.settle().await;
+    env
+}
+
+/// The funded deposits as GP-API reports them (read directly, not through the engine).
+async fn funded(env: &Env) -> Vec<DepositWithTransactions> {
+    let (deposits, _) = heartsuite_heartland::poll_funded_deposits(&env.gp, None).await.unwrap();
+    deposits
+}
+
+fn dec(minor: i64, places: u32) -> rust_decimal::Decimal {
+    rust_decimal::Decimal::new(minor, places)
+}
+
+/// What the flow must post for one deposit, computed here from GP-API's figures (minor units).
+struct Expected {
+    places: u32,
+    net: i64,
+    sales: i64,
+    sales_count: usize,
+    refunds: Vec<(String, i64)>,
+    chargebacks: i64,
+    /// Fees by brand: the deposit's fee split by share of sales, rounded down, the remainder to
+    /// the brand with the most sales.
+    fees: BTreeMap<String, i64>,
+    fee_total: i64,
+    sale_ids: Vec<String>,
+}
+
+fn expected(d: &DepositWithTransactions) -> Expected {
+    let places = heartsuite_core::money::exponent_of(d.deposit.amount.currency);
+    let mut by_brand: BTreeMap<String, i64> = BTreeMap::new();
+    let (mut refunds, mut sale_ids) = (Vec::new(), Vec::new());
+    for t in &d.transactions {
+        let minor = t.amount.expect("amount").minor;
+        match t.kind {
+            Some(TransactionType::Sale) => {
+                let brand = t.payment_method.as_ref().and_then(|p| p.card.as_ref()).and_then(|c| c.brand.clone()).unwrap_or_default();
+                *by_brand.entry(brand.to_uppercase()).or_default() += minor;
+                sale_ids.push(t.id.clone());
+            }
+            Some(TransactionType::Refund) => refunds.push((t.id.clone(), minor.abs())),
+            _ => {}
+        }
+    }
+    let sales: i64 = by_brand.values().sum();
+    let fee_total = d.deposit.fees.map(|f| f.minor).unwrap_or(0);
+    let mut fees: BTreeMap<String, i64> = by_brand.iter().map(|(b, s)| (b.clone(), fee_total * s / sales)).collect();
+    let top = by_brand.iter().fold(None::<(&String, i64)>, |best, (b, s)| match best {
+        Some((_, bs)) if bs >= *s => best,
+        _ => Some((b, *s)),
+    });
+    let left = fee_total - fees.values().sum::<i64>();
+    if let Some((b, _)) = top {
+        *fees.get_mut(b).unwrap() += left;
+    }
+    Expected {
+        places,
+        net: d.deposit.amount.minor,
+        sales,
+        sales_count: sale_ids.len(),
+        refunds,
+        chargebacks: d.deposit.chargebacks.map(|c| c.amount.minor).unwrap_or(0),
+        fees,
+        fee_total,
+        sale_ids,
+    }
+}
+
+fn amount(v: &Value) -> rust_decimal::Decimal {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => panic!("not an amount: {other}"),
+    };
+    text.parse().unwrap_or_else(|e| panic!("`{text}`: {e}"))
+}
+
+fn lines<'a>(record: &'a Value, sublist: &str) -> &'a [Value] {
+    record[sublist]["items"].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn journal_mode_posts_one_balanced_entry_per_deposit_to_the_cent() {
+    let env = start("journal", 11).await;
+    let deposits = funded(&env).await;
+    let before = env.netsuite_count("Journal").await;
+    assert_eq!(before, 0);
+
+    assert_eq!(env.poll().await, deposits.len());
+    env.settle().await;
+    assert_eq!(env.netsuite_count("Journal").await, deposits.len(), "one journal entry per deposit");
+
+    let mut saw_refund = false;
+    let mut saw_chargeback = false;
+    for d in &deposits {
+        let x = expected(d);
+        assert_eq!(x.sales - x.refunds.iter().map(|r| r.1).sum::<i64>() - x.fee_total - x.chargebacks, x.net, "the sandbox's deposit is exact");
+        saw_refund |= !x.refunds.is_empty();
+        saw_chargeback |= x.chargebacks > 0;
+        let je: Value = env.nsc.get("journalEntry", &format!("eid:hs-dep-{}", d.deposit.id), true).await.unwrap();
+        assert_eq!(je["externalId"], json!(format!("hs-dep-{}", d.deposit.id)));
+        assert_eq!(je["tranDate"], json!(d.deposit.time_created));
+        assert_eq!(je["currency"]["id"], json!("1"), "USD");
+        let memo = je["memo"].as_str().unwrap();
+        assert!(memo.starts_with(&format!("Heartland deposit {}: sales {}", d.deposit.id, x.sales_count)) && !memo.contains("VARIANCE"), "{memo}");
+
+        // Every line, by account, signed (debit positive), to the cent.
+        let mut got: Vec<(String, rust_decimal::Decimal, String)> = Vec::new();
+        for l in lines(&je, "line") {
+            let acct = l["account"]["id"].as_str().unwrap().to_string();
+            let signed = match (l.get("debit").filter(|v| !v.is_null()), l.get("credit").filter(|v| !v.is_null())) {
+                (Some(dr), None) => amount(dr),
+                (None, Some(cr)) => -amount(cr),
+                other => panic!("a line with debit and credit {other:?}: {l}"),
+            };
+            got.push((acct, signed, l["memo"].as_str().unwrap_or_default().to_string()));
+        }
+        let p = x.places;
+        let mut want = vec![(BANK.to_string(), dec(x.net, p), format!("Heartland deposit {} net", d.deposit.id))];
+        for (brand, fee) in x.fees.iter().filter(|f| *f.1 != 0) {
+            want.push((FEES.into(), dec(*fee, p), format!("Merchant fees {brand}")));
+        }
+        if x.chargebacks != 0 {
+            want.push((CHARGEBACKS.into(), dec(x.chargebacks, p), "Chargebacks".into()));
+        }
+        if !x.refunds.is_empty() {
+            let r: i64 = x.refunds.iter().map(|r| r.1).sum();
+            want.push((REFUNDS.into(), dec(r, p), format!("Card refunds ({})", x.refunds.len())));
+        }
+        want.push((UNDEPOSITED.into(), -dec(x.sales, p), format!("Card sales ({}) out of undeposited funds", x.sales_count)));
+        assert_eq!(got, want, "journal entry of {}", d.deposit.id);
+        let total: rust_decimal::Decimal = got.iter().map(|g| g.1).sum();
+        assert!(total.is_zero(), "balanced");
+    }
+    assert!(saw_refund && saw_chargeback, "the day should exercise refunds and chargebacks (seed choice)");
+
+    // Polling again finds nothing; losing the cursor re-reads every deposit, and the inbox key
+    // (the deposit id) makes that a no-op too.
+    let events = env.store.event_count().await.unwrap();
+    assert_eq!(env.poll().await, 0);
+    env.store.set_cursor(heartsuite::pollers::GP_DEPOSITS_CURSOR, "", SystemClock.now_micros()).await.unwrap();
+    assert_eq!(env.poll().await, 0);
+    env.settle().await;
+    assert_eq!(env.store.event_count().await.unwrap(), events);
+    assert_eq!(env.netsuite_count("Journal").await, deposits.len(), "nothing new in NetSuite");
+
+    // A deposit whose net is 3 cents short of its transactions (the same transactions, replayed
+    // under another deposit id) posts the difference to the variance account and flags it.
+    let mut short = serde_json::to_value(&deposits[0]).unwrap();
+    short["deposit"]["id"] = json!("DEP_SHORT_BY_3");
+    let net = short["deposit"]["amount"]["minor"].as_i64().unwrap();
+    short["deposit"]["amount"]["minor"] = json!(net - 3);
+    let items = vec![heartsuite_store::IngestItem {
+        event: heartsuite_core::NewEvent {
+            source: "gpapi-poller".into(),
+            source_event_key: "DEP_SHORT_BY_3".into(),
+            kind: "gpapi.deposit.funded".into(),
+            payload: short.clone(),
+            received_at: SystemClock.now_micros(),
+        },
+        flows: env.router.flows_for("gpapi.deposit.funded", &short),
+        run_at: SystemClock.now_micros(),
+    }];
+    env.store.ingest(&items).await.unwrap();
+    env.settle().await;
+    let je: Value = env.nsc.get("journalEntry", "eid:hs-dep-DEP_SHORT_BY_3", true).await.unwrap();
+    assert!(je["memo"].as_str().unwrap().ends_with("; VARIANCE -0.03 posted to the variance account, to be explained"), "{}", je["memo"]);
+    let var = lines(&je, "line").iter().find(|l| l["account"]["id"] == json!("6")).expect("a variance line");
+    assert_eq!(amount(&var["debit"]), dec(3, 2));
+    assert!(var["memo"].as_str().unwrap().starts_with("VARIANCE: deposit net "), "{var}");
+    let job = env.store.jobs(Some(JobState::Succeeded), 1).await.unwrap().remove(0);
+    let audit = env.store.audit_for_subject(&format!("job:{}", job.id)).await.unwrap();
+    assert!(
+        audit.iter().any(|a| a.entry.action == "flow.warning" && a.entry.details["path"] == json!("variance")),
+        "the variance is a warning in the audit chain: {audit:?}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn deposit_mode_deposits_the_very_payments_with_fee_chargeback_and_refund_lines() {
+    let env = start("deposit", 11).await;
+    let deposits = funded(&env).await;
+    assert_eq!(env.poll().await, deposits.len());
+    env.settle().await;
+    assert_eq!(env.netsuite_count("Deposit").await, deposits.len(), "one NetSuite deposit per Heartland deposit");
+
+    for d in &deposits {
+        let x = expected(d);
+        let p = x.places;
+        let dep: Value = env.nsc.get("deposit", &format!("eid:hs-dep-{}", d.deposit.id), true).await.unwrap();
+        assert_eq!(dep["tranDate"], json!(d.deposit.time_created));
+        assert_eq!(dep["account"]["id"], json!(BANK));
+        assert_eq!(dep["currency"]["id"], json!("1"));
+        // The bank statement line and the NetSuite deposit agree to the cent.
+        assert_eq!(amount(&dep["total"]), dec(x.net, p), "{dep}");
+
+        // Payment lines: exactly the customer payments hs-pay-<TRN> of the deposit's sales, each
+        // for the amount GP-API settled.
+        let pay = lines(&dep, "payment");
+        assert_eq!(pay.len(), x.sale_ids.len());
+        for (line, trn) in pay.iter().zip(&x.sale_ids) {
+            let payment: Value = env.nsc.get("customerPayment", &format!("eid:hs-pay-{trn}"), false).await.unwrap();
+            let doc = line["doc"]["id"].as_str().or(line["doc"].as_str()).map(str::to_string).unwrap_or_else(|| line["doc"].to_string());
+            assert_eq!(json!(doc), payment["id"], "line {line} is the payment of {trn}");
+            let settled = d.transactions.iter().find(|t| &t.id == trn).and_then(|t| t.amount).unwrap().minor;
+            assert_eq!(amount(&line["paymentAmount"]), dec(settled, p), "{trn}");
+            assert_eq!(line["deposit"], json!(true));
+            assert_eq!(
+                payment["status"]["refName"].as_str().or(payment["status"].as_str()).map(|s| s.contains("Deposited") && !s.contains("Not")),
+                Some(true),
+                "{payment}"
+            );
+        }
+
+        // Cash back: fees by brand, chargebacks, one line per refund naming its credit memo.
+        let mut want: Vec<(String, rust_decimal::Decimal, String)> = Vec::new();
+        for (brand, fee) in x.fees.iter().filter(|f| *f.1 != 0) {
+            want.push((FEES.into(), dec(*fee, p), format!("Merchant fees {brand}")));
+        }
+        if x.chargebacks != 0 {
+            want.push((CHARGEBACKS.into(), dec(x.chargebacks, p), "Chargebacks".into()));
+        }
+        for (trn, minor) in &x.refunds {
+            env.nsc.get::<Value>("creditMemo", &format!("eid:hs-cm-{trn}"), false).await.expect("the refund's credit memo exists");
+            want.push((REFUNDS.into(), dec(*minor, p), format!("Refund {trn} (credit memo hs-cm-{trn})")));
+        }
+        let got: Vec<_> = lines(&dep, "cashBack")
+            .iter()
+            .map(|l| (l["account"]["id"].as_str().unwrap().to_string(), amount(&l["amount"]), l["memo"].as_str().unwrap_or_default().to_string()))
+            .collect();
+        assert_eq!(got, want, "cash-back lines of {}", d.deposit.id);
+        assert!(lines(&dep, "other").is_empty(), "no reversal or variance: {dep}");
+    }
+
+    // Nothing new on a second poll or after a lost cursor.
+    assert_eq!(env.poll().await, 0);
+    env.store.set_cursor(heartsuite::pollers::GP_DEPOSITS_CURSOR, "", SystemClock.now_micros()).await.unwrap();
+    assert_eq!(env.poll().await, 0);
+    env.settle().await;
+    assert_eq!(env.netsuite_count("Deposit").await, deposits.len());
+    env.stop().await;
+}
