@@ -89,6 +89,13 @@ pub enum Command {
     Init { dir: PathBuf },
     /// Run the NetSuite, GP-API and Heartland Retail sandboxes.
     Sandbox(crate::sandbox_cmd::SandboxArgs),
+    /// Compare NetSuite items and on-hand stock with Heartland Retail: every (SKU, location)
+    /// whose quantity differs, items on one side only, price and description differences.
+    /// Exit code: 0 no drift, 1 drift found, 2 the check could not run.
+    Drift {
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::drift::DriftFormat,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,6 +241,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Init { dir } => crate::flows_cmd::init(&dir),
         Command::Sandbox(a) => crate::sandbox_cmd::run(a).await,
+        Command::Drift { format } => crate::drift::command(&load_config(&cli.global)?, format, clock).await,
     }
 }
 
@@ -303,7 +311,7 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
             sources,
             router: wired.router.clone(),
             handler: wired.handler.clone(),
-            alerts,
+            alerts: alerts.clone(),
             breakers,
             worker: cfg.engine.run_workers.then(|| worker_config(&cfg)),
             admin_token,
@@ -315,13 +323,14 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
     tracing::info!(addr = %running.addr, store = running.store.backend(), "heartsuite serving");
     let token = running.token();
     let pollers = crate::pollers::spawn(&cfg.pollers, running.store.clone(), wired.connectors.clone(), wired.router.clone(), clock_for_pollers, token.clone());
+    let drift = crate::drift::spawn(&cfg.drift, wired.connectors.clone(), alerts, token.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested: finishing in-flight work");
         token.cancel();
     });
     running.wait().await;
-    for p in pollers {
+    for p in pollers.into_iter().chain(drift) {
         let _ = p.await;
     }
     Ok(())

@@ -32,6 +32,10 @@ pub struct Config {
     pub retail: Option<RetailConfig>,
     /// Pollers for what sends no webhooks.
     pub pollers: crate::pollers::PollersConfig,
+    /// Item and stock pushes to Heartland Retail: location pairing, adjustment reason.
+    pub stock: crate::drift::StockConfig,
+    /// The scheduled NetSuite ⇄ Retail item and stock drift check.
+    pub drift: crate::drift::DriftConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +245,8 @@ impl Default for Config {
             gpapi: None,
             retail: None,
             pollers: crate::pollers::PollersConfig::default(),
+            stock: crate::drift::StockConfig::default(),
+            drift: crate::drift::DriftConfig::default(),
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Connectors {
     pub netsuite: Option<Arc<NetSuiteClient>>,
     pub gpapi: Option<Arc<GpApiClient>>,
     pub retail: Option<Arc<RetailClient>>,
+    /// Location pairing and adjustment reason for `retail.inventory_set`.
+    pub stock: crate::drift::StockConfig,
 }
 
 fn not_configured(system: &str) -> Failure {
@@ -117,11 +119,16 @@ impl Connectors {
             let conf = RetailConfig::new(r.base_url.clone(), secrets.resolve(&r.token, "retail.token")?);
             c.retail = Some(Arc::new(RetailClient::new(conf).map_err(|e| anyhow!("retail: {e}"))?));
         }
+        c.stock = cfg.stock.clone();
         Ok(c)
     }
 
     fn netsuite(&self) -> Result<&NetSuiteClient, Failure> {
         self.netsuite.as_deref().ok_or_else(|| not_configured("netsuite"))
+    }
+
+    fn retail(&self) -> Result<&RetailClient, Failure> {
+        self.retail.as_deref().ok_or_else(|| not_configured("retail"))
     }
 
     fn gpapi(&self) -> Result<&GpApiClient, Failure> {
@@ -172,10 +179,88 @@ impl Connectors {
                 let t = self.gpapi()?.reverse(param(intent, "transaction_id")?, &intent.idempotency_key).await?;
                 Ok(t.id)
             }
+            "retail.item_upsert" => self.retail_item_upsert(intent).await,
+            "retail.inventory_set" => self.retail_inventory_set(intent).await,
             other => Err(Failure::data(format!(
-                "unknown write target `{other}`; known: netsuite.upsert, netsuite.transform, gpapi.capture, gpapi.refund, gpapi.reverse"
+                "unknown write target `{other}`; known: netsuite.upsert, netsuite.transform, retail.item_upsert, retail.inventory_set, gpapi.capture, gpapi.refund, gpapi.reverse"
             ))
             .with_field("target")),
         }
+    }
+}
+
+impl Connectors {
+    /// `retail.item_upsert`: the Retail item whose `public_id` is the body's SKU is updated, or
+    /// created when there is none. Looked up by SKU first, so a rerun after a crash between the
+    /// create and our record of it updates the item it made instead of making a second one.
+    async fn retail_item_upsert(&self, intent: &WriteIntent) -> Result<String, Failure> {
+        let retail = self.retail()?;
+        let body = intent.body.as_object().ok_or_else(|| Failure::data("write `retail.item_upsert` needs an object body").with_field("body"))?;
+        let text = |k: &str| body_text(intent, k);
+        let sku = required_body_text(intent, "public_id")?;
+        let currency = retail.config().currency.clone();
+        let money = |k: &str| -> Result<Option<Money>, Failure> {
+            text(k)
+                .map(|t| Money::from_decimal_str(&t, &currency).map_err(|e| Failure::data(format!("body.{k}: {e}")).with_field(format!("body.{k}"))))
+                .transpose()
+        };
+        let input = heartsuite_heartland::retail::ItemInput {
+            public_id: Some(sku.clone()),
+            description: text("description"),
+            price: money("price")?,
+            cost: money("cost")?,
+            active: body.get("active?").and_then(Value::as_bool),
+            // Only inventory items come this way, and Retail counts stock only for tracked items.
+            track_inventory: Some(true),
+            primary_vendor_id: None,
+            custom: body.get("custom").and_then(Value::as_object).cloned(),
+        };
+        let by_sku = heartsuite_heartland::ListQuery::filter(serde_json::json!({"public_id": {"$eq": sku}}));
+        let found = retail.list_items(&by_sku).await?;
+        let existing = match found.as_slice() {
+            [] => match retail.create_item(&input).await {
+                Ok(id) => return Ok(id.to_string()),
+                // Another job created the SKU between our look-up and our create (a create and an
+                // edit event a moment apart): Retail refuses a second item number, so update it.
+                Err(e) => match retail.list_items(&by_sku).await?.as_slice() {
+                    [one] => one.id,
+                    _ => return Err(e.into()),
+                },
+            },
+            [one] => one.id,
+            many => return Err(Failure::data(format!("Heartland Retail has {} items with SKU (public_id) `{sku}`; make it unique", many.len())).with_field("body.public_id")),
+        };
+        retail.update_item(existing, &input).await?;
+        Ok(existing.to_string())
+    }
+}
+
+/// A body field as text (numbers in their exact JSON form), trimmed; empty counts as absent.
+fn body_text(intent: &WriteIntent, k: &str) -> Option<String> {
+    match intent.body.get(k)? {
+        Value::String(s) => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty())
+}
+
+fn required_body_text(intent: &WriteIntent, k: &str) -> Result<String, Failure> {
+    body_text(intent, k).ok_or_else(|| Failure::data(format!("write `{}` needs body.{k}", intent.target)).with_field(format!("body.{k}")))
+}
+
+impl Connectors {
+    /// `retail.inventory_set`: Retail's available quantity of `body.retail_item_id` at every paired
+    /// location becomes NetSuite's on-hand of `body.netsuite_item_id` (src/drift.rs). A set, not
+    /// a delta, so a rerun finds the quantities already equal and changes nothing.
+    async fn retail_inventory_set(&self, intent: &WriteIntent) -> Result<String, Failure> {
+        let item: i64 = required_body_text(intent, "retail_item_id")?
+            .parse()
+            .map_err(|_| Failure::data("body.retail_item_id must be a Heartland Retail item id").with_field("body.retail_item_id"))?;
+        let ns_item = required_body_text(intent, "netsuite_item_id")?;
+        let sets = crate::drift::push_item_stock(self.netsuite()?, self.retail()?, &self.stock, &ns_item, item, &intent.idempotency_key).await?;
+        // The crosswalk keeps which adjustment sets the push made ("none": already equal).
+        let ids: Vec<String> = sets.iter().map(i64::to_string).collect();
+        Ok(if ids.is_empty() { "none".into() } else { ids.join(",") })
     }
 }

@@ -5,6 +5,7 @@ pub mod api_error;
 pub mod bench;
 pub mod bench_netsuite;
 pub mod demo;
+pub mod drift;
 pub mod flows_cmd;
 pub mod wiring;
 pub mod cli;

@@ -24,6 +24,7 @@ pub const BUILTIN_FLOWS: &[(&str, &str)] = &[
         "retail_customer_to_netsuite.toml",
         include_str!("../../../flows/retail_customer_to_netsuite.toml"),
     ),
+    ("netsuite_item_to_retail.toml", include_str!("../../../flows/netsuite_item_to_retail.toml")),
     (
         "gpapi_settlement_to_deposit.toml",
         include_str!("../../../flows/gpapi_settlement_to_deposit.toml"),

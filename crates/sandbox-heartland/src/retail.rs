@@ -1,8 +1,8 @@
-//! Heartland Retail under `/api` (reference §5): items, inventory values, customers and
-//! addresses, sales tickets with lines and payments, payments, locations, webhooks. Collections
-//! page with `page`/`per_page` into `{results, total, pages}` and filter with `_filter` JSON
-//! (`$eq $ne $gt $gte $lt $lte $in`, plus `$and`/`$or`). Money is a JSON decimal number; boolean
-//! names end in `?`; POST answers 201 with a `Location` header.
+//! Heartland Retail under `/api` (reference §5): items, inventory values and adjustment sets,
+//! customers and addresses, sales tickets with lines and payments, payments, locations,
+//! webhooks. Collections page with `page`/`per_page` into `{results, total, pages}` and filter
+//! with `_filter` JSON (`$eq $ne $gt $gte $lt $lte $in`, plus `$and`/`$or`). Money is a JSON
+//! decimal number; boolean names end in `?`; POST answers 201 with a `Location` header.
 
 use std::cmp::Ordering;
 
@@ -18,13 +18,29 @@ use serde_json::{Map, Value, json};
 
 use crate::Error;
 use crate::gpapi::query_pairs;
-use crate::state::{Hook, Sandbox, State as St, dec_json, json_dec};
+use crate::state::{Hook, Retail, Sandbox, State as St, dec_json, json_dec};
 
 pub(crate) fn router() -> Router<Sandbox> {
     Router::new()
         .route("/api/items", get(list_items).post(create_item))
         .route("/api/items/{id}", get(get_item).put(update_item))
         .route("/api/inventory/values", get(inventory_values))
+        .route(
+            "/api/inventory/adjustment_sets",
+            get(list_adjustment_sets).post(create_adjustment_set),
+        )
+        .route(
+            "/api/inventory/adjustment_sets/{id}",
+            get(get_adjustment_set).put(update_adjustment_set),
+        )
+        .route(
+            "/api/inventory/adjustment_sets/{id}/lines",
+            get(list_adjustment_lines).post(create_adjustment_line),
+        )
+        .route(
+            "/api/reason_codes/inventory_adjustment_reasons",
+            get(list_adjustment_reasons).post(create_adjustment_reason),
+        )
         .route("/api/customers", get(list_customers).post(create_customer))
         .route(
             "/api/customers/{id}",
@@ -467,6 +483,17 @@ impl Sandbox {
             return Err(unprocessable("description is required"));
         }
         normalize_decimals(&mut b, &["price", "cost"])?;
+        // The item number identifies an item in the POS; Retail refuses a second one.
+        if let Some(sku) = b.get("public_id").filter(|v| !v.is_null())
+            && st
+                .retail
+                .all("items")
+                .any(|m| m.get("public_id") == Some(sku))
+        {
+            return Err(unprocessable(format!(
+                "public_id {sku} has already been taken"
+            )));
+        }
         let id = st.retail.next_id("items");
         let mut m = Map::new();
         m.insert("id".into(), json!(id));
@@ -592,6 +619,293 @@ async fn inventory_values(
             })
             .collect();
         collection(rows.iter(), &lq)
+    })())
+}
+
+// ---------------------------------------------------------------- inventory adjustments
+
+// Heartland Retail changes stock through adjustment sets (not in reference §5; seen in
+// third-party Retail clients): POST a set for one location and reason, POST its lines
+// (`item_id`, signed `qty` delta, `unit_cost`), then PUT `{status: "complete"}`, which moves
+// the stock once. Reasons live under `/reason_codes/inventory_adjustment_reasons`.
+
+const DEFAULT_REASONS: &[&str] = &["Physical Count", "Damaged", "Correction"];
+
+impl Retail {
+    /// Accounts come with a few adjustment reasons; created on first use so ids are stable.
+    fn ensure_reasons(&mut self, at: Timestamp) {
+        if self
+            .colls
+            .get("adjustment_reasons")
+            .is_some_and(|c| !c.is_empty())
+        {
+            return;
+        }
+        for name in DEFAULT_REASONS {
+            let id = self.next_id("adjustment_reasons");
+            let mut m = Map::new();
+            m.insert("id".into(), json!(id));
+            m.insert("name".into(), json!(name));
+            m.insert("description".into(), json!(name));
+            m.insert("active?".into(), json!(true));
+            touch(&mut m, at, true);
+            self.coll("adjustment_reasons").insert(id, m);
+        }
+    }
+}
+
+/// A top-level collection, filtered and paged.
+fn list_coll(sb: &Sandbox, h: &HeaderMap, raw: Option<&str>, coll: &'static str) -> Response {
+    reply(
+        sb.retail_auth(h)
+            .and_then(|_| collection(sb.lock().retail.all(coll), &list_query(raw, &[])?)),
+    )
+}
+
+async fn list_adjustment_reasons(
+    State(sb): State<Sandbox>,
+    h: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if sb.retail_auth(&h).is_ok() {
+        sb.lock().retail.ensure_reasons(Timestamp::now());
+    }
+    list_coll(&sb, &h, raw.as_deref(), "adjustment_reasons")
+}
+
+async fn create_adjustment_reason(
+    State(sb): State<Sandbox>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    created((|| {
+        sb.retail_auth(&h)?;
+        let b = body_obj(&body)?;
+        if b.get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(unprocessable("name is required"));
+        }
+        let now = Timestamp::now();
+        let mut st = sb.lock();
+        st.retail.ensure_reasons(now);
+        let id = st.retail.next_id("adjustment_reasons");
+        let mut m = Map::new();
+        m.insert("id".into(), json!(id));
+        m.insert("description".into(), Value::Null);
+        m.insert("active?".into(), json!(true));
+        merge(&mut m, b, &[]);
+        touch(&mut m, now, true);
+        st.retail.coll("adjustment_reasons").insert(id, m.clone());
+        Ok((
+            format!("/api/reason_codes/inventory_adjustment_reasons/{id}"),
+            Value::Object(m),
+        ))
+    })())
+}
+
+/// A referenced id that must name an existing record: 422 naming the field otherwise.
+fn existing_ref(
+    st: &St,
+    b: &Map<String, Value>,
+    field: &str,
+    coll: &'static str,
+) -> Result<i64, Error> {
+    let id = b
+        .get(field)
+        .and_then(|v| json_dec(v))
+        .filter(|d| d.fract().is_zero())
+        .and_then(|d| i64::try_from(d).ok())
+        .ok_or_else(|| unprocessable(format!("{field} is required")))?;
+    st.retail
+        .get(coll, id)
+        .map(|_| id)
+        .ok_or_else(|| unprocessable(format!("{field} {id} does not exist")))
+}
+
+async fn list_adjustment_sets(
+    State(sb): State<Sandbox>,
+    h: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    list_coll(&sb, &h, raw.as_deref(), "adjustment_sets")
+}
+
+async fn get_adjustment_set(
+    State(sb): State<Sandbox>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    reply(
+        sb.retail_auth(&h)
+            .and_then(|_| get_one(&sb, "adjustment_sets", &id)),
+    )
+}
+
+async fn create_adjustment_set(State(sb): State<Sandbox>, h: HeaderMap, body: Bytes) -> Response {
+    created((|| {
+        sb.retail_auth(&h)?;
+        let b = body_obj(&body)?;
+        let now = Timestamp::now();
+        let mut st = sb.lock();
+        st.retail.ensure_reasons(now);
+        let location = existing_ref(&st, &b, "location_id", "locations")?;
+        let reason = existing_ref(&st, &b, "adjustment_reason_id", "adjustment_reasons")?;
+        let id = st.retail.next_id("adjustment_sets");
+        let mut m = Map::new();
+        m.insert("id".into(), json!(id));
+        m.insert("note".into(), Value::Null);
+        merge(&mut m, b, &["status", "completed_at"]);
+        m.insert("location_id".into(), json!(location));
+        m.insert("adjustment_reason_id".into(), json!(reason));
+        m.insert("status".into(), json!("pending"));
+        m.insert("completed_at".into(), Value::Null);
+        touch(&mut m, now, true);
+        st.retail.coll("adjustment_sets").insert(id, m.clone());
+        Ok((
+            format!("/api/inventory/adjustment_sets/{id}"),
+            Value::Object(m),
+        ))
+    })())
+}
+
+async fn update_adjustment_set(
+    State(sb): State<Sandbox>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    reply((|| {
+        sb.retail_auth(&h)?;
+        let id = id_param(&id)?;
+        let mut b = body_obj(&body)?;
+        let now = Timestamp::now();
+        let mut st = sb.lock();
+        let set = st
+            .retail
+            .get("adjustment_sets", id)
+            .ok_or_else(|| not_found(&format!("adjustment set {id}")))?;
+        let was = set
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("pending")
+            .to_string();
+        let location = set
+            .get("location_id")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        let to = match b.remove("status") {
+            None => was.clone(),
+            Some(Value::String(s)) if s == "pending" || s == "complete" => s,
+            Some(other) => {
+                return Err(unprocessable(format!(
+                    "status must be \"pending\" or \"complete\", got {other}"
+                )));
+            }
+        };
+        if was == "complete" && to != "complete" {
+            return Err(unprocessable(
+                "a complete adjustment set cannot change status",
+            ));
+        }
+        // Completing moves the stock exactly once; completing again changes nothing.
+        if was == "pending" && to == "complete" {
+            let moves: Vec<(i64, Decimal)> = st
+                .retail
+                .children_of("adjustment_lines", id)
+                .filter_map(|l| Some((l.get("item_id")?.as_i64()?, dec_of(l, "qty"))))
+                .collect();
+            for (item, qty) in moves {
+                *st.retail.inventory.entry((item, location)).or_default() += qty;
+            }
+        }
+        let set = st
+            .retail
+            .coll("adjustment_sets")
+            .get_mut(&id)
+            .ok_or_else(|| not_found(&format!("adjustment set {id}")))?;
+        merge(
+            set,
+            b,
+            &["location_id", "adjustment_reason_id", "completed_at"],
+        );
+        if was == "pending" && to == "complete" {
+            set.insert("completed_at".into(), json!(ts(now)));
+        }
+        set.insert("status".into(), json!(to));
+        touch(set, now, false);
+        Ok(Value::Object(set.clone()))
+    })())
+}
+
+async fn list_adjustment_lines(
+    State(sb): State<Sandbox>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    reply((|| {
+        sb.retail_auth(&h)?;
+        let id = id_param(&id)?;
+        let st = sb.lock();
+        if st.retail.get("adjustment_sets", id).is_none() {
+            return Err(not_found(&format!("adjustment set {id}")));
+        }
+        collection(
+            st.retail.children_of("adjustment_lines", id),
+            &list_query(raw.as_deref(), &[])?,
+        )
+    })())
+}
+
+async fn create_adjustment_line(
+    State(sb): State<Sandbox>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    created((|| {
+        sb.retail_auth(&h)?;
+        let set_id = id_param(&id)?;
+        let mut b = body_obj(&body)?;
+        normalize_decimals(&mut b, &["qty", "unit_cost"])?;
+        let now = Timestamp::now();
+        let mut st = sb.lock();
+        let status = st
+            .retail
+            .get("adjustment_sets", set_id)
+            .ok_or_else(|| not_found(&format!("adjustment set {set_id}")))?
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("pending");
+        if status != "pending" {
+            return Err(unprocessable(
+                "lines can only be added to a pending adjustment set",
+            ));
+        }
+        let item = existing_ref(&st, &b, "item_id", "items")?;
+        if b.get("qty").is_none_or(Value::is_null) {
+            return Err(unprocessable("qty is required"));
+        }
+        let id = st.retail.next_id("adjustment_lines");
+        let mut m = Map::new();
+        m.insert("id".into(), json!(id));
+        m.insert("unit_cost".into(), Value::Null);
+        merge(&mut m, b, &["adjustment_set_id"]);
+        m.insert("adjustment_set_id".into(), json!(set_id));
+        m.insert("item_id".into(), json!(item));
+        touch(&mut m, now, true);
+        st.retail.coll("adjustment_lines").insert(id, m.clone());
+        st.retail
+            .children
+            .entry(("adjustment_lines", set_id))
+            .or_default()
+            .push(id);
+        Ok((
+            format!("/api/inventory/adjustment_sets/{set_id}/lines/{id}"),
+            Value::Object(m),
+        ))
     })())
 }
 

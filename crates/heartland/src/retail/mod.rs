@@ -1,12 +1,12 @@
-//! Heartland Retail (formerly Springboard Retail) REST client: items, inventory, customers,
-//! sales tickets, payments, locations and webhooks. Bearer-token auth; collections page with
-//! `page`/`per_page` and answer `{results, total, pages}`.
+//! Heartland Retail (formerly Springboard Retail) REST client: items, inventory (levels and
+//! adjustment sets), customers, sales tickets, payments, locations and webhooks. Bearer-token
+//! auth; collections page with `page`/`per_page` and answer `{results, total, pages}`.
 
 mod types;
 
 pub use types::{
-    Address, Customer, CustomerInput, InventoryValue, Item, ItemInput, Location, Payment,
-    RetailPage, Ticket, TicketDetail, TicketLine, Webhook,
+    Address, AdjustmentLine, AdjustmentReason, Customer, CustomerInput, InventoryValue, Item,
+    ItemInput, Location, Payment, RetailPage, Ticket, TicketDetail, TicketLine, Webhook,
 };
 
 use crate::error::{Error, System, mask};
@@ -430,6 +430,51 @@ impl RetailClient {
             lq.extra.push(("location_id".into(), l.to_string()));
         }
         self.collect_all(&["inventory", "values"], &lq).await
+    }
+
+    /// The account's inventory adjustment reasons (`/reason_codes/inventory_adjustment_reasons`).
+    pub async fn adjustment_reasons(&self) -> Result<Vec<AdjustmentReason>, Error> {
+        self.collect_all(
+            &["reason_codes", "inventory_adjustment_reasons"],
+            &ListQuery::default(),
+        )
+        .await
+    }
+
+    /// Moves stock at one location: an adjustment set with one line per item (`qty` is the signed
+    /// change), then completed, which is when Retail applies it. Returns the set's id.
+    ///
+    /// Not idempotent by itself: callers compute the changes from a fresh `inventory_values`
+    /// read, so a rerun after a completed set finds nothing left to change. A set left pending
+    /// by a failure moves no stock.
+    pub async fn adjust_inventory(
+        &self,
+        location_id: i64,
+        reason_id: i64,
+        note: &str,
+        lines: &[AdjustmentLine],
+    ) -> Result<i64, Error> {
+        let set = self
+            .create(
+                &["inventory", "adjustment_sets"],
+                &json!({"location_id": location_id, "adjustment_reason_id": reason_id, "note": note}),
+            )
+            .await?;
+        let set_s = set.to_string();
+        for l in lines {
+            let mut body = json!({"item_id": l.item_id, "qty": decimal_value(l.qty)?});
+            if let Some(c) = l.unit_cost {
+                body["unit_cost"] = decimal_value(c)?;
+            }
+            self.create(&["inventory", "adjustment_sets", &set_s, "lines"], &body)
+                .await?;
+        }
+        self.update(
+            &["inventory", "adjustment_sets", &set_s],
+            &json!({"status": "complete"}),
+        )
+        .await?;
+        Ok(set)
     }
 
     // ---------------------------------------------------------------- customers

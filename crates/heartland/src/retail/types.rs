@@ -70,6 +70,25 @@ pub struct InventoryValue {
     pub unit_cost: Option<Decimal>,
 }
 
+/// An inventory adjustment reason (`/reason_codes/inventory_adjustment_reasons`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdjustmentReason {
+    #[serde(deserialize_with = "id::deserialize")]
+    pub id: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(rename = "active?", default)]
+    pub active: Option<bool>,
+}
+
+/// One line of an inventory adjustment set: `qty` is the signed change, not the new level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdjustmentLine {
+    pub item_id: i64,
+    pub qty: Decimal,
+    pub unit_cost: Option<Decimal>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customer {
     #[serde(deserialize_with = "id::deserialize")]
