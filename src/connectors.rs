@@ -6,7 +6,7 @@ use crate::config::{Config, SecretResolver};
 use anyhow::{Result, anyhow, bail};
 use heartsuite_core::{Clock, Failure, Money};
 use heartsuite_flows::WriteIntent;
-use heartsuite_heartland::{GpApiClient, GpApiConfig, RetailClient, RetailConfig};
+use heartsuite_heartland::{GpApiClient, GpApiConfig, PaymentMethod, PaymentRequest, RetailClient, RetailConfig};
 use heartsuite_netsuite::{Auth, Concurrency, NetSuiteClient};
 use serde_json::Value;
 use std::sync::Arc;
@@ -142,8 +142,79 @@ impl Connectors {
 
     pub async fn remote_lookup(&self, system: &str, record_type: &str, key: &str) -> Result<Option<String>, Failure> {
         match system {
+            // Items are keyed by SKU (NetSuite's itemId), not by our externalId: most are made in
+            // NetSuite, which is the book of record for items.
+            "netsuite" if record_type == "item" => self.netsuite_item_by_sku(key).await,
+            // Web-store customers: exact keys only (a normalised e-mail; an E.164 phone with
+            // lower-case first and last name, `|`-joined). Fuzzy matching is the dedupe step's.
+            "netsuite" if record_type == "customerEmail" => self.netsuite_customer_where(&[("LOWER(email)", key)]).await,
+            "netsuite" if record_type == "customerPhoneName" => match key.splitn(3, '|').collect::<Vec<_>>()[..] {
+                [phone, first, last] => {
+                    self.netsuite_customer_where(&[("phone", phone), ("LOWER(firstname)", first), ("LOWER(lastname)", last)]).await
+                }
+                _ => Err(Failure::data(format!("customerPhoneName key `{key}` is not phone|first|last")).with_field("key")),
+            },
             "netsuite" => self.netsuite()?.find_id_by_external_id(record_type, key).await.map_err(|e| e.to_failure()),
             _ => Ok(None),
+        }
+    }
+
+    /// What a write produced, for later steps (`steps.<name>.response`). GP-API writes answer
+    /// with the transaction as GP-API has it now, read back by id, so a rerun whose write was
+    /// skipped (already in the crosswalk) sees the same decline or approval as the first run.
+    pub async fn write_response(&self, target: &str, remote_id: &str) -> Result<Value, Failure> {
+        if !target.starts_with("gpapi.") {
+            return Ok(Value::Null);
+        }
+        let t = self.gpapi()?.get_transaction(remote_id).await?;
+        let pm = t.payment_method.as_ref();
+        Ok(serde_json::json!({
+            "id": t.id,
+            "status": t.status.as_str(),
+            "amount": t.amount.map(|m| m.minor.to_string()),
+            "currency": t.amount.map(|m| m.code().to_string()),
+            "reference": t.reference,
+            "parent_id": t.parent_resource_id,
+            "result_code": t.action.as_ref().and_then(|a| a.result_code.clone()),
+            "result": pm.and_then(|p| p.result.clone()),
+            "message": pm.and_then(|p| p.message.clone()),
+            "authcode": pm.and_then(|p| p.card.as_ref()).and_then(|c| c.authcode.clone()),
+            "brand": pm.and_then(|p| p.card.as_ref()).and_then(|c| c.brand.clone()),
+        }))
+    }
+
+    /// The oldest active customer whose columns equal the values (quoted literals, `'` doubled).
+    /// Several matches are left to the customer dedupe; the oldest is the one people have used.
+    async fn netsuite_customer_where(&self, conds: &[(&str, &str)]) -> Result<Option<String>, Failure> {
+        let wh: Vec<String> = conds.iter().map(|(col, v)| format!("{col} = '{}'", v.replace('\'', "''"))).collect();
+        let q = format!("SELECT id FROM customer WHERE isinactive = 'F' AND {} ORDER BY id", wh.join(" AND "));
+        let page = self.netsuite()?.suiteql_page(&q, 1, 0).await.map_err(|e| e.to_failure())?;
+        Ok(page.items.first().and_then(|r| match r.get("id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }))
+    }
+
+    /// One SuiteQL query; the SKU becomes a quoted literal with `'` doubled, so no SKU can end the
+    /// string. Two items with one SKU is a data error: picking either would post the wrong item.
+    async fn netsuite_item_by_sku(&self, sku: &str) -> Result<Option<String>, Failure> {
+        let q = format!("SELECT id FROM item WHERE itemid = '{}'", sku.replace('\'', "''"));
+        // One page of two rows is enough to tell none, one and more than one apart.
+        let page = self.netsuite()?.suiteql_page(&q, 2, 0).await.map_err(|e| e.to_failure())?;
+        let ids: Vec<String> = page
+            .items
+            .iter()
+            .filter_map(|r| match r.get("id") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect();
+        match ids.as_slice() {
+            [] => Ok(None),
+            [id] => Ok(Some(id.clone())),
+            _ => Err(Failure::data(format!("NetSuite has {} items with SKU (itemId) `{sku}`; make it unique", ids.len())).with_field("sku")),
         }
     }
 
@@ -179,10 +250,27 @@ impl Connectors {
                 let t = self.gpapi()?.reverse(param(intent, "transaction_id")?, &intent.idempotency_key).await?;
                 Ok(t.id)
             }
+            "gpapi.authorize" => {
+                // An order paid with a stored token (`PMT_…`, never a card number): authorized
+                // now and captured per shipment, hence `MULTIPLE`. A decline is an answer, not a
+                // failure: the flow reads `status` from the write's response.
+                let amount = amount_param(intent)?
+                    .ok_or_else(|| Failure::data("write `gpapi.authorize` needs params.amount").with_field("params.amount"))?;
+                let token = param(intent, "token")?;
+                if !token.starts_with("PMT_") {
+                    return Err(Failure::data("params.token must be a stored GP-API payment method id (PMT_…)").with_field("params.token"));
+                }
+                let text = |name: &str| intent.params.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+                let mut req = PaymentRequest::new(amount, PaymentMethod::Token(token.to_string()), intent.idempotency_key.clone());
+                req.reference = text("reference");
+                req.order_reference = text("order_reference");
+                let t = self.gpapi()?.authorize_multiple(&req).await?;
+                Ok(t.id)
+            }
             "retail.item_upsert" => self.retail_item_upsert(intent).await,
             "retail.inventory_set" => self.retail_inventory_set(intent).await,
             other => Err(Failure::data(format!(
-                "unknown write target `{other}`; known: netsuite.upsert, netsuite.transform, retail.item_upsert, retail.inventory_set, gpapi.capture, gpapi.refund, gpapi.reverse"
+                "unknown write target `{other}`; known: netsuite.upsert, netsuite.transform, retail.item_upsert, retail.inventory_set, gpapi.authorize, gpapi.capture, gpapi.refund, gpapi.reverse"
             ))
             .with_field("target")),
         }

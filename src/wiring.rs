@@ -79,6 +79,9 @@ impl FlowEngine {
     /// claimed (an operator's edited replay payload is used as given).
     async fn trusted_input(&self, job: &LeasedJob, ctx: &JobContext) -> Result<Value, Failure> {
         let payload = job_input(job).clone();
+        if let (Some(ns), true, None) = (&self.connectors.netsuite, job.event.kind.starts_with("netsuite."), &job.job.payload_override) {
+            return self.netsuite_fetch_back(ns, payload, ctx).await;
+        }
         let (Some(retail), true, None) = (&self.connectors.retail, job.event.kind.starts_with("retail."), &job.job.payload_override) else {
             return Ok(payload);
         };
@@ -94,7 +97,7 @@ impl FlowEngine {
         ctx.touch("retail");
         let fetched = match job.event.kind.as_str() {
             "retail.customer.changed" => serde_json::to_value(retail.get_customer_with_addresses(id).await?),
-            "retail.ticket.completed" | "retail.return.completed" => serde_json::to_value(retail.ticket_detail(id).await?),
+            "retail.ticket.completed" | "retail.return.completed" => Ok(ticket_with_skus(retail, id).await?),
             "retail.item.changed" => serde_json::to_value(retail.get_item(id).await?),
             _ => return Ok(payload),
         }
@@ -105,6 +108,50 @@ impl FlowEngine {
                 if !v.is_null() {
                     into.insert(k, v);
                 }
+            }
+        }
+        Ok(merged)
+    }
+}
+
+/// The record a NetSuite transaction was created from, for the types whose source is fixed:
+/// a fulfilment's lines carry no prices, its sales order does.
+fn created_from_type(record_type: &str) -> Option<&'static str> {
+    record_type.eq_ignore_ascii_case("itemFulfillment").then_some("salesOrder")
+}
+
+impl FlowEngine {
+    /// The NetSuite user-event script sends `record: null` (SuiteScript cannot produce the REST
+    /// shape) and a snapshot could be stale or forged, so the record is read by id from the REST
+    /// API (sublists expanded) and put in as `record`; for a fulfilment, its sales order as
+    /// `created_from`. Poller rows (no `record_type`) come from the API already and deletions
+    /// have nothing left to read: both are used as given.
+    async fn netsuite_fetch_back(&self, ns: &heartsuite_netsuite::NetSuiteClient, payload: Value, ctx: &JobContext) -> Result<Value, Failure> {
+        let Some(record_type) = payload.get("record_type").and_then(Value::as_str).map(str::to_string) else {
+            return Ok(payload);
+        };
+        if payload.get("type").and_then(Value::as_str) == Some("delete") {
+            return Ok(payload);
+        }
+        let id = match payload.get("id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(Failure::data("a NetSuite record event without an `id`").with_field("id")),
+        };
+        if let Some(parked) = self.breakers.check("netsuite") {
+            return Err(parked);
+        }
+        ctx.touch("netsuite");
+        let record: Value = ns.get(&record_type, &id, true).await.map_err(|e| e.to_failure())?;
+        let source = match (created_from_type(&record_type), record.pointer("/createdFrom/id").and_then(Value::as_str)) {
+            (Some(t), Some(from)) => Some(ns.get::<Value>(t, from, true).await.map_err(|e| e.to_failure())?),
+            _ => None,
+        };
+        let mut merged = payload;
+        if let Value::Object(m) = &mut merged {
+            m.insert("record".into(), record);
+            if let Some(s) = source {
+                m.insert("created_from".into(), s);
             }
         }
         Ok(merged)
@@ -127,6 +174,10 @@ impl EngineFlowContext<'_> {
 
 #[async_trait]
 impl FlowContext for EngineFlowContext<'_> {
+    async fn candidates(&mut self, system: &str, record_type: &str, probe: &Value) -> Result<Vec<Value>, Failure> {
+        crate::customer_match::candidates(self.job, self.engine, system, record_type, probe).await
+    }
+
     async fn lookup(&mut self, system: &str, record_type: &str, key: &str) -> Result<Option<String>, Failure> {
         if let Some(id) = self.job.known(system, record_type, key).await? {
             return Ok(Some(id));
@@ -147,6 +198,10 @@ impl FlowContext for EngineFlowContext<'_> {
     }
 
     async fn write(&mut self, intent: &WriteIntent) -> Result<WriteResult, Failure> {
+        // Customer merges and e-mail-claimed creates (flow 7) need more than one effect.
+        if let Some(r) = crate::customer_match::write(self.job, self.engine, intent).await {
+            return r.map(|remote_id| WriteResult { remote_id, response: Value::Null });
+        }
         let system = intent.target.split('.').next().unwrap_or_default().to_string();
         let action = intent.target.split_once('.').map(|(_, a)| a).unwrap_or("write");
         if self.job.known(&system, &intent.record_type, &intent.idempotency_key).await?.is_none() {
@@ -157,8 +212,36 @@ impl FlowContext for EngineFlowContext<'_> {
             .job
             .once(&system, &intent.record_type, &intent.idempotency_key, action, || async move { connectors.execute(intent).await })
             .await?;
-        Ok(WriteResult { remote_id, response: Value::Null })
+        let response = if system == "gpapi" {
+            self.admit(&system)?;
+            self.engine.connectors.write_response(&intent.target, &remote_id).await?
+        } else {
+            Value::Null
+        };
+        Ok(WriteResult { remote_id, response })
     }
+}
+
+/// A ticket with its lines and payments, each item line with its item's `sku` (Retail
+/// `public_id`): NetSuite knows items by SKU, and a Retail line carries only the item id. One
+/// request for all the ticket's items.
+async fn ticket_with_skus(retail: &heartsuite_heartland::RetailClient, id: i64) -> Result<Value, Failure> {
+    let detail = retail.ticket_detail(id).await?;
+    let item_ids: std::collections::BTreeSet<i64> = detail.lines.iter().filter_map(|l| l.item_id).collect();
+    let mut v = serde_json::to_value(&detail).map_err(|e| Failure::bug(format!("re-encoding the fetched Retail ticket: {e}")))?;
+    if item_ids.is_empty() {
+        return Ok(v);
+    }
+    let q = heartsuite_heartland::ListQuery::filter(serde_json::json!({"id": {"$in": item_ids}}));
+    let skus: std::collections::HashMap<i64, String> =
+        retail.list_items(&q).await?.into_iter().filter_map(|i| Some((i.id, i.public_id?))).collect();
+    // A line whose item has no SKU gets none; the flow reports it by line.
+    for line in v.get_mut("lines").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(sku) = line.get("item_id").and_then(Value::as_i64).and_then(|i| skus.get(&i)) {
+            line["sku"] = Value::String(sku.clone());
+        }
+    }
+    Ok(v)
 }
 
 /// Loads the flows: the configured directory if it exists, else the built-in flows.
@@ -174,10 +257,6 @@ pub fn build(
     cfg: &Config,
     secrets: &SecretResolver,
     clock: Arc<dyn Clock>,
-    async fn candidates(&mut self, system: &str, record_type: &str, probe: &Value) -> Result<Vec<Value>, Failure> {
-        crate::customer_match::candidates(self.job, self.engine, system, record_type, probe).await
-    }
-
     breakers: Arc<Breakers>,
     store: Option<heartsuite_store::DynStore>,
 ) -> Result<Wired> {
@@ -198,7 +277,3 @@ pub struct Wired {
     pub handler: Arc<dyn JobHandler>,
     pub connectors: Arc<Connectors>,
 }
-        // Customer merges and e-mail-claimed creates (flow 7) need more than one effect.
-        if let Some(r) = crate::customer_match::write(self.job, self.engine, intent).await {
-            return r.map(|remote_id| WriteResult { remote_id, response: Value::Null });
-        }

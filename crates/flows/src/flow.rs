@@ -173,6 +173,14 @@ pub struct LookupFixture {
     pub id: String,
 }
 
+/// Write fixture for an example: what a write with this key answers (a GP-API decline...).
+#[derive(Debug, Clone)]
+pub struct WriteFixture {
+    pub idempotency_key: String,
+    pub remote_id: Option<String>,
+    pub response: J,
+}
+
 #[derive(Debug, Clone)]
 pub struct ExpectedWrite {
     pub target: String,
@@ -204,6 +212,10 @@ pub struct Example {
     pub line: usize,
     pub input: J,
     pub lookups: Vec<LookupFixture>,
+    /// What a dedupe step in match mode finds: existing records (`id`, `email`, `phone`,
+    /// `first_name`, `last_name`, `address`).
+    pub candidates: Vec<J>,
+    pub write_results: Vec<WriteFixture>,
     pub expect_writes: Option<Vec<ExpectedWrite>>,
     pub expect_findings: Vec<ExpectedFinding>,
     pub expect_error: Option<ExpectedError>,
@@ -212,9 +224,6 @@ pub struct Example {
     pub expect_records: Vec<(String, J)>,
 }
 
-    /// What a dedupe step in match mode finds: existing records (`id`, `email`, `phone`,
-    /// `first_name`, `last_name`, `address`).
-    pub candidates: Vec<J>,
 /// One loaded, checked flow.
 pub struct Flow {
     pub(crate) name: String,
@@ -304,15 +313,6 @@ fn step_keys(kind: &str) -> &'static [&'static str] {
     }
 }
 
-pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let before = &src[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
-    (line, col)
-}
-
-type T<'i> = DeTable<'i>;
 /// A dedupe step's `[steps.match]` table: what the incoming person is (each an expression), the
 /// thresholds, and where an operator's review decision is read from.
 #[derive(Debug)]
@@ -326,6 +326,15 @@ pub(crate) struct MatchSpec {
 
 const MATCH_FIELDS: &[&str] = &["email", "phone", "first_name", "last_name", "name", "address"];
 
+pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, col)
+}
+
+type T<'i> = DeTable<'i>;
 type V<'i> = Spanned<DeValue<'i>>;
 
 struct Loader<'s> {
@@ -1053,6 +1062,10 @@ impl<'s> Loader<'s> {
                         suggest(&on_dup, ["skip", "continue"]),
                     );
                 }
+                let matching = match t.get("match") {
+                    Some(mv) => Some(Box::new(self.match_spec(mv)?)),
+                    None => None,
+                };
                 StepKind::Dedupe {
                     system: self.str_(t, "system", true, span).unwrap_or_default(),
                     record_type: self.str_(t, "record_type", true, span).unwrap_or_default(),
@@ -1061,20 +1074,16 @@ impl<'s> Loader<'s> {
                         None => Some(self.expr(t, "key", true, span, VARS)?),
                     },
                     skip: on_dup != "continue",
+                    matching,
                 }
             }
             "branch" => self.branch_step(t, span)?,
             "aggregate" => {
-                let matching = match t.get("match") {
-                    Some(mv) => Some(Box::new(self.match_spec(mv)?)),
-                    None => None,
-                };
                 let item_vars = &["input", "steps", "item"];
                 let mut sums = Vec::new();
                 if let Some(sv) = t.get("sums") {
                     if let Some(st) = self.table(sv, "sums") {
                         for (k, ev) in st.iter() {
-                    matching,
                             let f = format!("sums.{}", k.get_ref());
                             if let Some(e) = self.compile_at(ev, &f, item_vars) {
                                 sums.push((k.get_ref().to_string(), e));
@@ -1104,15 +1113,6 @@ impl<'s> Loader<'s> {
         Some(Step { name, when, kind })
     }
 
-    fn map_step(&mut self, t: &T<'_>, span: &Range<usize>, step: &str) -> Option<StepKind> {
-        let Some(fv) = t.get("fields") else {
-            self.err(
-                span.clone(),
-                Some("fields"),
-                "a map step needs `fields`".into(),
-                Some("a table of output field = expression".into()),
-                None,
-            );
     fn match_spec(&mut self, mv: &V<'_>) -> Option<MatchSpec> {
         let mt = self.table(mv, "match")?;
         let mut allowed: Vec<&str> = MATCH_FIELDS.to_vec();
@@ -1163,6 +1163,15 @@ impl<'s> Loader<'s> {
         })
     }
 
+    fn map_step(&mut self, t: &T<'_>, span: &Range<usize>, step: &str) -> Option<StepKind> {
+        let Some(fv) = t.get("fields") else {
+            self.err(
+                span.clone(),
+                Some("fields"),
+                "a map step needs `fields`".into(),
+                Some("a table of output field = expression".into()),
+                None,
+            );
             return None;
         };
         let ft = self.table(fv, "fields")?;
@@ -1481,6 +1490,8 @@ impl<'s> Loader<'s> {
                 "input",
                 "input_json",
                 "lookups",
+                "write_results",
+                "candidates",
                 "expect_writes",
                 "expect_findings",
                 "expect_error",
@@ -1490,7 +1501,6 @@ impl<'s> Loader<'s> {
             "examples.",
         );
         let name = self.str_(t, "name", true, &span)?;
-                "candidates",
         self.step = None;
         let field = |f: &str| format!("examples[{name}].{f}");
         let input = match (t.get("input"), t.get("input_json")) {
@@ -1543,16 +1553,6 @@ impl<'s> Loader<'s> {
                 }
             }
         }
-        let expect_writes = t.get("expect_writes").map(|wv| {
-            let mut out = Vec::new();
-            for (wt, wspan) in self.tables(wv, &field("expect_writes")) {
-                self.check_keys(
-                    wt,
-                    &["target", "record_type", "idempotency_key", "body", "match"],
-                    "expect_writes.",
-                );
-                let exact = match self.str_(wt, "match", false, &wspan).as_deref() {
-                    None | Some("subset") => false,
         let mut candidates = Vec::new();
         if let Some(cv) = t.get("candidates") {
             match de_json(cv.get_ref()) {
@@ -1567,6 +1567,36 @@ impl<'s> Loader<'s> {
                 Err(m) => self.err(cv.span(), Some(&field("candidates")), m, None, None),
             }
         }
+        let mut write_results = Vec::new();
+        if let Some(wv) = t.get("write_results") {
+            for (wt, wspan) in self.tables(wv, &field("write_results")) {
+                self.check_keys(
+                    wt,
+                    &["idempotency_key", "remote_id", "response"],
+                    "write_results.",
+                );
+                if let Some(idempotency_key) = self.str_(wt, "idempotency_key", true, &wspan) {
+                    write_results.push(WriteFixture {
+                        idempotency_key,
+                        remote_id: self.str_(wt, "remote_id", false, &wspan),
+                        response: wt
+                            .get("response")
+                            .and_then(|r| de_json(r.get_ref()).ok())
+                            .unwrap_or(J::Object(Default::default())),
+                    });
+                }
+            }
+        }
+        let expect_writes = t.get("expect_writes").map(|wv| {
+            let mut out = Vec::new();
+            for (wt, wspan) in self.tables(wv, &field("expect_writes")) {
+                self.check_keys(
+                    wt,
+                    &["target", "record_type", "idempotency_key", "body", "match"],
+                    "expect_writes.",
+                );
+                let exact = match self.str_(wt, "match", false, &wspan).as_deref() {
+                    None | Some("subset") => false,
                     Some("exact") => true,
                     Some(other) => {
                         self.err(
@@ -1655,6 +1685,8 @@ impl<'s> Loader<'s> {
             line: line_col(self.src, span.start).0,
             input,
             lookups,
+            candidates,
+            write_results,
             expect_writes,
             expect_findings,
             expect_error,
@@ -1663,4 +1695,3 @@ impl<'s> Loader<'s> {
         })
     }
 }
-            candidates,

@@ -69,6 +69,7 @@ pub struct DryRunContext {
     /// What a dedupe step in match mode finds (any system and record type).
     pub candidates: Vec<J>,
     /// What a write answers, by idempotency key (default: `dry-run:N` and `{}`).
+    write_results: HashMap<String, WriteResult>,
 }
 
 impl DryRunContext {
@@ -79,6 +80,9 @@ impl DryRunContext {
         self.add_lookup(system, record_type, key, id);
         self
     }
+    pub fn add_write_result(&mut self, idempotency_key: &str, result: WriteResult) {
+        self.write_results.insert(idempotency_key.into(), result);
+    }
     pub fn add_lookup(&mut self, system: &str, record_type: &str, key: &str, id: &str) {
         self.lookups
             .insert((system.into(), record_type.into(), key.into()), id.into());
@@ -87,13 +91,13 @@ impl DryRunContext {
 
 #[async_trait::async_trait]
 impl FlowContext for DryRunContext {
+    async fn candidates(&mut self, _: &str, _: &str, _: &J) -> Result<Vec<J>, Failure> {
+        Ok(self.candidates.clone())
+    }
     async fn lookup(
         &mut self,
         system: &str,
         record_type: &str,
-    async fn candidates(&mut self, _: &str, _: &str, _: &J) -> Result<Vec<J>, Failure> {
-        Ok(self.candidates.clone())
-    }
         key: &str,
     ) -> Result<Option<String>, Failure> {
         let found = self
@@ -106,6 +110,9 @@ impl FlowContext for DryRunContext {
     }
     async fn write(&mut self, intent: &WriteIntent) -> Result<WriteResult, Failure> {
         self.writes.push(intent.clone());
+        if let Some(r) = self.write_results.get(&intent.idempotency_key) {
+            return Ok(r.clone());
+        }
         Ok(WriteResult {
             remote_id: format!("dry-run:{}", self.writes.len()),
             response: J::Object(Map::new()),
@@ -113,13 +120,6 @@ impl FlowContext for DryRunContext {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MappedRecord {
-    pub step: String,
-    pub record: J,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
 /// The dedupe step's verdict in match mode, as the step's value (`steps.<name>.outcome` is
 /// `merge` or `create`), or the review failure that holds the job for an operator.
 fn match_outcome(
@@ -177,6 +177,13 @@ fn operator_outcome(step: &str, d: &J) -> Result<Option<J>, Failure> {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MappedRecord {
+    pub step: String,
+    pub record: J,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WriteRecord {
     pub step: String,
     pub intent: WriteIntent,
@@ -410,19 +417,19 @@ impl Flow {
                 default: Option<J>,
                 dedupe: Option<bool>,
             },
-            /// One lookup per list element: (key, default) each.
-            LookupEach {
-                system: String,
-                record_type: String,
-                keys: Vec<(Option<String>, Option<J>)>,
-                required: bool,
-            },
             /// A dedupe step in match mode: the incoming person and the thresholds.
             Match {
                 system: String,
                 record_type: String,
                 person: J,
                 thresholds: crate::dedupe::Thresholds,
+            },
+            /// One lookup per list element: (key, default) each.
+            LookupEach {
+                system: String,
+                record_type: String,
+                keys: Vec<(Option<String>, Option<J>)>,
+                required: bool,
             },
             Write(WriteIntent),
             Validated {
@@ -608,13 +615,6 @@ impl Flow {
                 StepKind::Dedupe {
                     system,
                     record_type,
-                    key,
-                    skip,
-                } => {
-                    let k = self.rt.eval(key, &b).map_err(|m| data(name, "key", m))?;
-                StepKind::Dedupe {
-                    system,
-                    record_type,
                     matching: Some(m),
                     ..
                 } => {
@@ -645,16 +645,23 @@ impl Flow {
                         }
                     }
                 }
+                StepKind::Dedupe {
+                    system,
+                    record_type,
+                    key,
+                    skip,
+                    matching: None,
+                } => {
+                    let Some(key) = key else {
+                        return Err(data(name, "key", "a dedupe step needs `key` or `[match]`"));
+                    };
+                    let k = self.rt.eval(key, &b).map_err(|m| data(name, "key", m))?;
                     let k = json_text(&k)
                         .filter(|k| !k.is_empty())
                         .ok_or_else(|| data(name, "key", "the dedupe key is empty"))?;
                     Effect::Lookup {
                         system: system.clone(),
-                    matching: None,
                         record_type: record_type.clone(),
-                    let Some(key) = key else {
-                        return Err(data(name, "key", "a dedupe step needs `key` or `[match]`"));
-                    };
                         key: k,
                         required: false,
                         default: None,
@@ -857,13 +864,6 @@ impl Flow {
                     },
                 }
             }
-            Effect::LookupEach {
-                system,
-                record_type,
-                keys,
-                required,
-            } => {
-                // Lines often repeat a SKU: ask once per distinct key.
             Effect::Match {
                 system,
                 record_type,
@@ -874,6 +874,13 @@ impl Flow {
                 let found = ctx.candidates(&system, &record_type, &probe).await?;
                 match_outcome(name, &person, &found, thresholds)?
             }
+            Effect::LookupEach {
+                system,
+                record_type,
+                keys,
+                required,
+            } => {
+                // Lines often repeat a SKU: ask once per distinct key.
                 let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
                 let mut ids = Vec::with_capacity(keys.len());
                 for (i, (key, default)) in keys.into_iter().enumerate() {

@@ -24,10 +24,20 @@ pub const BUILTIN_FLOWS: &[(&str, &str)] = &[
         "retail_customer_to_netsuite.toml",
         include_str!("../../../flows/retail_customer_to_netsuite.toml"),
     ),
+    ("shop_order_to_sales_order.toml", include_str!("../../../flows/shop_order_to_sales_order.toml")),
+    ("netsuite_fulfillment_to_capture.toml", include_str!("../../../flows/netsuite_fulfillment_to_capture.toml")),
     ("netsuite_item_to_retail.toml", include_str!("../../../flows/netsuite_item_to_retail.toml")),
     (
         "gpapi_settlement_to_deposit.toml",
         include_str!("../../../flows/gpapi_settlement_to_deposit.toml"),
+    ),
+    (
+        "retail_ticket_to_cash_sale.toml",
+        include_str!("../../../flows/retail_ticket_to_cash_sale.toml"),
+    ),
+    (
+        "retail_return_to_cash_refund.toml",
+        include_str!("../../../flows/retail_return_to_cash_refund.toml"),
     ),
 ];
 
@@ -317,6 +327,18 @@ fn run_example(flow: &Flow, ex: &Example) -> Vec<String> {
     for l in &ex.lookups {
         ctx.add_lookup(&l.system, &l.record_type, &l.key, &l.id);
     }
+    ctx.candidates = ex.candidates.clone();
+    for w in &ex.write_results {
+        let remote_id = w
+            .remote_id
+            .clone()
+            .unwrap_or_else(|| format!("dry-run:{}", w.idempotency_key));
+        let result = crate::run::WriteResult {
+            remote_id,
+            response: w.response.clone(),
+        };
+        ctx.add_write_result(&w.idempotency_key, result);
+    }
     let report: RunReport = flow.dry_run(&ex.input, &mut ctx);
     let mut problems = Vec::new();
     match (&ex.expect_error, &report.failure) {
@@ -328,7 +350,6 @@ fn run_example(flow: &Flow, ex: &Example) -> Vec<String> {
         (Some(e), Some(f)) => {
             if e.class != f.class {
                 problems.push(format!("expected a {} failure, got {f}", e.class));
-    ctx.candidates = ex.candidates.clone();
             }
             if let Some(field) = &e.field {
                 if f.field_path.as_deref() != Some(field.as_str()) {

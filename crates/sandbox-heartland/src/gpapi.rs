@@ -847,6 +847,9 @@ impl Sandbox {
                 ),
             ));
         }
+        if t.capture_mode == "MULTIPLE" {
+            return self.capture_part_locked(st, idx, amount, idem, at);
+        }
         let amount = amount.unwrap_or(t.authorized);
         // GP-API allows capturing up to 115% of the authorization (tips).
         if amount == 0 || amount * 100 > t.authorized * 115 {
@@ -865,6 +868,69 @@ impl Sandbox {
         self.add_to_batch(st, idx);
         if let Some(k) = idem {
             st.gp.idem.insert(k.to_string(), id.to_string());
+        }
+        self.notify(st, idx);
+        Ok(idx)
+    }
+
+    /// One capture of a `capture_mode: MULTIPLE` authorization (a shipment of part of an
+    /// order): its own `CAPTURED` transaction whose parent is the authorization, which stays
+    /// `PREAUTHORIZED` for the rest. The captures together may not exceed the authorized amount
+    /// (no tip allowance). UNCONFIRMED against the live GP-API: the SDKs only show that
+    /// `MULTIPLE` exists; one transaction per capture is how each shipment settles on its own.
+    fn capture_part_locked(
+        &self,
+        st: &mut St,
+        pidx: usize,
+        amount: Option<i64>,
+        idem: Option<&str>,
+        at: Timestamp,
+    ) -> Result<usize, Error> {
+        let p = &st.gp.txns[pidx];
+        let captured: i64 = st
+            .gp
+            .txns
+            .iter()
+            .filter(|c| c.kind == Kind::Sale && c.parent_id.as_deref() == Some(p.id.as_str()))
+            .map(|c| c.amount)
+            .sum();
+        let left = p.authorized - captured;
+        let amount = amount.unwrap_or(left);
+        if amount <= 0 || amount > left {
+            return Err(Error::gp(
+                400,
+                "INVALID_REQUEST_DATA",
+                "50020",
+                format!(
+                    "Capture amount {amount} exceeds the {left} left of the authorization {}",
+                    p.id
+                ),
+            ));
+        }
+        let cid = st.id(self.inner.cfg.seed, "TRN");
+        let action = self.action(st, "CAPTURE", at, true);
+        let p = &st.gp.txns[pidx];
+        let txn = Txn {
+            id: cid.clone(),
+            time_created: at,
+            status: Status::Captured,
+            amount,
+            authorized: amount,
+            refunded: 0,
+            arn: derived(&cid, "arn", 23, true),
+            action,
+            batch_id: String::new(),
+            deposit_id: None,
+            parent_id: Some(p.id.clone()),
+            chargeback: false,
+            ..p.clone()
+        };
+        let idx = st.gp.txns.len();
+        st.gp.txn_by_id.insert(cid.clone(), idx);
+        st.gp.txns.push(txn);
+        self.add_to_batch(st, idx);
+        if let Some(k) = idem {
+            st.gp.idem.insert(k.to_string(), cid);
         }
         self.notify(st, idx);
         Ok(idx)

@@ -625,6 +625,13 @@ impl GpApiClient {
         self.create_transaction(req, "LATER", "authorize").await
     }
 
+    /// An authorization that may be captured in parts (`capture_mode: MULTIPLE`), e.g. one
+    /// capture per shipment of an order; each [`Self::capture`] answers with that capture's own
+    /// transaction, and the parts together may not exceed the authorized amount.
+    pub async fn authorize_multiple(&self, req: &PaymentRequest) -> Result<Transaction, Error> {
+        self.create_transaction(req, "MULTIPLE", "authorize").await
+    }
+
     async fn create_transaction(
         &self,
         req: &PaymentRequest,
