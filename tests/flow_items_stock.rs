@@ -246,6 +246,17 @@ async fn netsuite_items_and_stock_reach_retail_once_and_drift_is_reported_per_it
     let table = String::from_utf8_lossy(&drift_cli("table").await.unwrap().stdout).to_string();
     assert!(table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["MUG-BLUE", "Outlet", "quantity", "7", "5"]), "{table}");
 
+    // In `serve`, the scheduled check logs the drift and raises an alert.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = heartsuite::drift::spawn(&heartsuite::drift::DriftConfig { every_secs: 1 }, wired.connectors.clone(), alerts.clone(), stop.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !alerts.sent().iter().any(|a| a.contains("stock drift: 2 difference(s)")) {
+        assert!(Instant::now() < deadline, "no drift alert: {:?}", alerts.sent());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+
     // 5. The next push of the item (any edit in NetSuite) puts Outlet back to NetSuite's count.
     ns.update("inventoryItem", &item, &json!({"basePrice": 14.25}), &[]).await.unwrap();
     wait_jobs_done(&store, 3).await;
