@@ -24,6 +24,7 @@ const SHOP_SECRET: &str = "order-to-cash-shop-secret";
 const NS_SECRET: &str = "order-to-cash-netsuite-secret";
 const APPROVE_CARD: &str = "4263970000005262";
 const DECLINE_CARD: &str = "4000120000001154";
+const GP_KEY: &str = "sandbox-app-key";
 
 struct World {
     running: Running,
@@ -38,29 +39,14 @@ struct World {
 }
 
 async fn start() -> World {
-    // heartsuite's address first: the NetSuite sandbox posts its fulfilment events there.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let gp_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rt_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hl = heartland::spawn(gp_l, rt_l, heartland::Config::default())
         .await
         .unwrap();
     let ns_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sink = netsuite::EventSink {
-        url: format!("http://{addr}/hooks/netsuite"),
-        secret: NS_SECRET.into(),
-        record_types: vec!["itemFulfillment".into()],
-    };
-    let ns = netsuite::spawn(
-        ns_l,
-        netsuite::Config {
-            emit_events_to: Some(sink),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let ns = netsuite::spawn(ns_l, Default::default()).await.unwrap();
 
     let dir = std::env::temp_dir().join(format!(
         "hs-o2c-{}-{:x}",
@@ -81,6 +67,16 @@ async fn start() -> World {
         .insert("shop".into(), source(SourceKind::Shop, SHOP_SECRET));
     cfg.sources
         .insert("netsuite".into(), source(SourceKind::Netsuite, NS_SECRET));
+    cfg.sources.insert(
+        "gpapi".into(),
+        SourceConfig {
+            kind: SourceKind::Gpapi,
+            secrets: vec![],
+            app_key: Some(GP_KEY.into()),
+            token: None,
+            tolerance_secs: 300,
+        },
+    );
     cfg.netsuite = Some(NetSuiteConfig {
         concurrency: 5,
         timeout_secs: 10,
@@ -234,13 +230,16 @@ impl World {
         self.nsc.suiteql(sql, 1000).await.unwrap().len()
     }
 
-    /// A warehouse ships: fulfil these (order line, quantity) pairs of the sales order.
+    /// A warehouse ships: fulfil these (order line, quantity) pairs of the sales order. The
+    /// user-event script then posts the event as it really does, with `record: null`, so the
+    /// flow can only work from what the engine reads back from NetSuite.
     async fn fulfil(&self, so_id: &str, lines: &[(i64, &str)]) -> String {
         let items: Vec<Value> = lines
             .iter()
             .map(|(l, q)| json!({"orderLine": l, "quantity": q, "itemReceive": true}))
             .collect();
-        self.nsc
+        let id = self
+            .nsc
             .transform(
                 "salesOrder",
                 so_id,
@@ -248,7 +247,16 @@ impl World {
                 Some(&json!({"item": {"items": items}})),
             )
             .await
-            .unwrap()
+            .unwrap();
+        self.fulfilment_event(&id, &format!("itemFulfillment:{id}:create"))
+            .await;
+        id
+    }
+
+    async fn fulfilment_event(&self, id: &str, event_id: &str) {
+        let ev = json!({"event_id": event_id, "type": "create", "record_type": "itemFulfillment", "id": id,
+                        "external_id": null, "occurred_at": "2026-11-27T10:00:00Z", "record": null});
+        self.post_signed("netsuite", NS_SECRET, &ev).await;
     }
 
     async fn stop(self) {
@@ -464,9 +472,26 @@ async fn order_to_cash_partial_then_rest_and_a_decline() {
     w.post_signed("shop", SHOP_SECRET, &order("5002", "evt-5002-resent", &bad))
         .await;
     for f in [&f1, &f2] {
-        let ev = json!({"event_id": format!("itemFulfillment:{f}:create:resent"), "type": "create", "record_type": "itemFulfillment",
-                        "id": f, "external_id": null, "occurred_at": "2026-11-27T10:00:00Z", "record": null});
-        w.post_signed("netsuite", NS_SECRET, &ev).await;
+        w.fulfilment_event(f, &format!("itemFulfillment:{f}:create:resent"))
+            .await;
+    }
+    // GP-API's own `captured` notification of each capture (had a status_url been set): the
+    // payment flow leaves `hs-order-` transactions to this chain, so no job, no second payment.
+    for cap in [&cap1, &cap2] {
+        let body = json!({"id": cap.id, "status": "CAPTURED", "type": "SALE", "amount": cap.amount.map(|m| m.minor.to_string()),
+                          "currency": "USD", "reference": cap.reference, "time_created": "2026-11-27T10:00:00.000Z"})
+        .to_string();
+        let sig = heartsuite_heartland::gp_signature(body.as_bytes(), &Secret::new(GP_KEY));
+        let r = w
+            .http
+            .post(format!("http://{}/hooks/gpapi", w.running.addr))
+            .header("x-gp-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(cap.reference.as_deref(), Some("hs-order-5001"));
     }
     let c = w.settle(8).await;
     assert_eq!(
