@@ -104,8 +104,10 @@ pub async fn candidates(
     };
     let mut by_name = Vec::new();
     if let Some(p) = prefix("last_name") {
-        by_name.push(format!("UPPER(lastname) LIKE {}", lit(&format!("{p}%"))));
-        by_name.push(format!("UPPER(firstname) LIKE {}", lit(&format!("{p}%"))));
+        // "O%N%E%": punctuation inside a stored name ("O'Neil", "Mc Donald") still matches.
+        let pattern: String = p.chars().flat_map(|c| [c, '%']).collect();
+        by_name.push(format!("UPPER(lastname) LIKE {}", lit(&pattern)));
+        by_name.push(format!("UPPER(firstname) LIKE {}", lit(&pattern)));
     }
     // Exact keys and names are asked apart, so a common surname cannot crowd out the record
     // with the same e-mail.
