@@ -69,6 +69,25 @@ impl Env {
         }
     }
 
+    /// Puts a deposit event in the inbox as the poller would, and waits for its flow.
+    async fn deliver(&self, payload: Value) {
+        let key = payload["deposit"]["id"].as_str().expect("deposit id").to_string();
+        let kind = heartsuite_heartland::events::GPAPI_DEPOSIT_FUNDED;
+        let item = heartsuite_store::IngestItem {
+            flows: self.router.flows_for(kind, &payload),
+            event: heartsuite_core::NewEvent {
+                source: "gpapi-poller".into(),
+                source_event_key: key,
+                kind: kind.into(),
+                payload,
+                received_at: SystemClock.now_micros(),
+            },
+            run_at: SystemClock.now_micros(),
+        };
+        self.store.ingest(&[item]).await.unwrap();
+        self.settle().await;
+    }
+
     async fn netsuite_count(&self, tran_type: &str) -> usize {
         let rows = self.nsc.suiteql(&format!("SELECT id FROM transaction WHERE type = '{tran_type}'"), 1000).await.unwrap();
         rows.len()
@@ -354,19 +373,7 @@ async fn journal_mode_posts_one_balanced_entry_per_deposit_to_the_cent() {
     short["deposit"]["id"] = json!("DEP_SHORT_BY_3");
     let net = short["deposit"]["amount"]["minor"].as_i64().unwrap();
     short["deposit"]["amount"]["minor"] = json!(net - 3);
-    let items = vec![heartsuite_store::IngestItem {
-        event: heartsuite_core::NewEvent {
-            source: "gpapi-poller".into(),
-            source_event_key: "DEP_SHORT_BY_3".into(),
-            kind: "gpapi.deposit.funded".into(),
-            payload: short.clone(),
-            received_at: SystemClock.now_micros(),
-        },
-        flows: env.router.flows_for("gpapi.deposit.funded", &short),
-        run_at: SystemClock.now_micros(),
-    }];
-    env.store.ingest(&items).await.unwrap();
-    env.settle().await;
+    env.deliver(short).await;
     let je: Value = env.nsc.get("journalEntry", "eid:hs-dep-DEP_SHORT_BY_3", true).await.unwrap();
     assert!(je["memo"].as_str().unwrap().ends_with("; VARIANCE -0.03 posted to the variance account, to be explained"), "{}", je["memo"]);
     let var = lines(&je, "line").iter().find(|l| l["account"]["id"] == json!("6")).expect("a variance line");
@@ -378,6 +385,31 @@ async fn journal_mode_posts_one_balanced_entry_per_deposit_to_the_cent() {
         audit.iter().any(|a| a.entry.action == "flow.warning" && a.entry.details["path"] == json!("variance")),
         "the variance is a warning in the audit chain: {audit:?}"
     );
+
+    // A yen deposit (GP-API settles one currency per merchant account): whole yen, currency 5.
+    let yen = |id: &str, minor: i64, brand: &str| json!({"id": id, "kind": "SALE", "status": "FUNDED", "amount": {"minor": minor, "currency": "JPY"}, "payment_method": {"card": {"brand": brand}}});
+    env.deliver(json!({
+        "deposit": {
+            "id": "DEP_JPY_1", "time_created": "2026-11-27", "status": "FUNDED", "funding_type": "CREDIT",
+            "amount": {"minor": 12_655, "currency": "JPY"}, "system": {"mid": "8800000001"},
+            "sales": {"count": 2, "amount": {"minor": 13_000, "currency": "JPY"}},
+            "fees": {"minor": 345, "currency": "JPY"}
+        },
+        "transactions": [yen("TRN_JPY_1", 10_000, "VISA"), yen("TRN_JPY_2", 3_000, "MASTERCARD")]
+    }))
+    .await;
+    let je: Value = env.nsc.get("journalEntry", "eid:hs-dep-DEP_JPY_1", true).await.unwrap();
+    assert_eq!(je["currency"]["id"], json!("5"), "{je}");
+    let got: Vec<(String, String, String)> = lines(&je, "line")
+        .iter()
+        .map(|l| {
+            let side = if l.get("debit").is_some_and(|v| !v.is_null()) { "debit" } else { "credit" };
+            (l["account"]["id"].as_str().unwrap().to_string(), side.to_string(), amount(&l[side]).to_string())
+        })
+        .collect();
+    // 345 yen by share of 13,000: MASTERCARD 79 (79.6 down), VISA 265 (265.3 down) + the yen left.
+    let want = [(BANK, "debit", "12655"), (FEES, "debit", "79"), (FEES, "debit", "266"), (UNDEPOSITED, "credit", "13000")];
+    assert_eq!(got, want.map(|(a, s, v)| (a.to_string(), s.to_string(), v.to_string())));
     env.stop().await;
 }
 

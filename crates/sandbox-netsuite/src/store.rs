@@ -139,7 +139,8 @@ impl Db {
             let s = db.seq.entry(rt.family()).or_insert(0);
             *s = (*s).max(id);
         };
-        for (id, name, sym) in [(1, "USD", "$"), (2, "CAD", "C$"), (3, "EUR", "€"), (4, "GBP", "£")] {
+        // JPY too: the flows' currency tables name it (id 5), and a yen settlement must post.
+        for (id, name, sym) in [(1, "USD", "$"), (2, "CAD", "C$"), (3, "EUR", "€"), (4, "GBP", "£"), (5, "JPY", "¥")] {
             seed(&mut db, RType::Currency, id, json!({"name": name, "symbol": sym, "isBaseCurrency": id == 1, "exchangeRate": "1", "externalId": name}));
         }
         seed(&mut db, RType::Subsidiary, 1, json!({"name": "Heartsuite Sandbox Inc.", "currency": {"id": "1"}, "country": "US"}));
