@@ -1,6 +1,8 @@
 //! zero2prod-style harness: the real server on a random port with a fresh database per test.
 #![allow(dead_code)]
 
+pub mod engine;
+
 use async_trait::async_trait;
 use heartsuite::server::{self, FlowRouter, Running, StartOptions};
 use heartsuite_core::{Clock, Failure, Secret, SystemClock};

@@ -138,6 +138,10 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
         "get",
         "get(value, \"dotted.path\" [, default]) -> value at path or default/null",
     ),
+    (
+        "zip",
+        "zip(a, b) -> [[a[0], b[0]], [a[1], b[1]], ...] (error if the lengths differ)",
+    ),
 ];
 
 /// CEL's own functions and macros, offered as suggestions (acceptance is checked against the
@@ -1382,6 +1386,24 @@ fn register_builtins(ctx: &mut Context<'static, 'static>) -> Result<(), String> 
             arity(a, 2, 3)?;
             let found = get_path(&a[0], &text(&a[1])?).filter(|v| !matches!(v, CV::Null));
             Ok(found.or_else(|| a.get(2).cloned()).unwrap_or(CV::Null))
+        }),
+    )?;
+    // CEL's `map` gives no index: `zip` pairs a list with a `for_each` lookup's ids, which come
+    // back in the same order.
+    add(
+        ctx,
+        "zip",
+        Box::new(|a| {
+            arity(a, 2, 2)?;
+            let (CV::List(x), CV::List(y)) = (&a[0], &a[1]) else {
+                return Err(format!("zip expects two lists, got {} and {}", cel_type(&a[0]), cel_type(&a[1])));
+            };
+            if x.len() != y.len() {
+                return Err(format!("zip: the lists have different lengths ({} and {})", x.len(), y.len()));
+            }
+            Ok(CV::List(Arc::new(
+                x.iter().zip(y.iter()).map(|(p, q)| CV::List(Arc::new(vec![p.clone(), q.clone()]))).collect(),
+            )))
         }),
     )?;
     Ok(())

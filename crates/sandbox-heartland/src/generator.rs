@@ -214,6 +214,18 @@ const BRANDS: &[(&str, u32)] = &[
     ("DISCOVER", 8),
 ];
 
+/// The merchant's Retail payment types (Settings > Payment Types), by id: what a payment's
+/// `payment_type_id` points at, and what flows/retail_*.toml's `retail_tender` table lists.
+const CASH_PAYMENT_TYPE: i64 = 1;
+fn card_payment_type(brand: &str) -> i64 {
+    match brand {
+        "VISA" => 3,
+        "MASTERCARD" => 4,
+        "AMEX" => 5,
+        _ => 6,
+    }
+}
+
 fn pick_weighted<'a, T>(rng: &mut StdRng, items: &'a [(T, u32)]) -> &'a T {
     let total: u32 = items.iter().map(|(_, w)| *w).sum();
     let mut x = rng.random_range(0..total.max(1));
@@ -474,7 +486,7 @@ impl Sandbox {
                         st,
                         tid,
                         obj(json!({"type": "CreditCardPayment", "amount": dec_json(minor_to_dec(total)), "transaction_id": tid_gp,
-                                   "card_brand": brand, "card_last4": last4})),
+                                   "card_brand": brand, "card_last4": last4, "payment_type_id": card_payment_type(brand)})),
                         pay_at,
                     )?;
                     let b = s
@@ -497,7 +509,7 @@ impl Sandbox {
                 self.add_payment_locked(
                     st,
                     tid,
-                    obj(json!({"type": "CashPayment", "amount": dec_json(minor_to_dec(total))})),
+                    obj(json!({"type": "CashPayment", "amount": dec_json(minor_to_dec(total)), "payment_type_id": CASH_PAYMENT_TYPE})),
                     at,
                 )?;
                 s.cash_tickets += 1;
@@ -568,14 +580,19 @@ impl Sandbox {
                         .entry(cur.to_string())
                         .or_default()
                         .card_refunded_minor += refund_total;
-                    json!({"type": "CreditCardPayment", "amount": dec_json(minor_to_dec(-refund_total)), "transaction_id": rtxn})
+                    // Back on the sale's card, under the sale's payment type.
+                    let card_type = st
+                        .retail
+                        .children_of("payments", orig.ticket_id)
+                        .find_map(|p| p.get("payment_type_id").and_then(Value::as_i64));
+                    json!({"type": "CreditCardPayment", "amount": dec_json(minor_to_dec(-refund_total)), "transaction_id": rtxn, "payment_type_id": card_type})
                 }
                 None => {
                     s.by_currency
                         .entry(cur.to_string())
                         .or_default()
                         .cash_refunded_minor += refund_total;
-                    json!({"type": "CashPayment", "amount": dec_json(minor_to_dec(-refund_total))})
+                    json!({"type": "CashPayment", "amount": dec_json(minor_to_dec(-refund_total)), "payment_type_id": CASH_PAYMENT_TYPE})
                 }
             };
             self.add_payment_locked(st, rid, obj(payment), at)?;

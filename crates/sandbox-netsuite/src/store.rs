@@ -604,14 +604,19 @@ impl Db {
         let lines = |s: &str| r.lines.get(s).map(Vec::as_slice).unwrap_or_default();
         let body_loc = ref_id(r.get("location")).or(ref_id(r.get("adjLocation")));
         match r.rtype {
-            RType::CashSale | RType::ItemFulfillment => {
-                for (i, l) in lines("item").iter().enumerate() {
+            // Item lines move stock: a cash sale, a fulfilment and a stand-alone invoice take it
+            // out (an invoice billed from a sales order does not: its fulfilment did), a cash
+            // refund puts it back. A line without a quantity (a discount or charge) moves none.
+            RType::CashSale | RType::ItemFulfillment | RType::CashRefund | RType::Invoice => {
+                let billed_order = r.rtype == RType::Invoice && ref_id(r.get("createdFrom")).is_some();
+                let sign = if r.rtype == RType::CashRefund { Decimal::ONE } else { -Decimal::ONE };
+                for (i, l) in lines("item").iter().enumerate().filter(|_| !billed_order) {
                     if !truthy(l.get("itemReceive"), true) {
                         continue;
                     }
-                    let (Some(item), qty) = (ref_id(l.get("item")), dec_of(l.get("quantity")).unwrap_or_default()) else { continue };
+                    let (Some(item), Some(qty)) = (ref_id(l.get("item")), dec_of(l.get("quantity"))) else { continue };
                     let location = ref_id(l.get("location")).or(body_loc).unwrap_or(1);
-                    out.push(Effect::OnHand { item, location, delta: -qty });
+                    out.push(Effect::OnHand { item, location, delta: qty * sign });
                     if r.rtype == RType::ItemFulfillment {
                         let so = ref_id(r.get("createdFrom")).ok_or_else(|| Error::missing("Created From"))?;
                         let line = l.get("orderLine").and_then(Value::as_i64).ok_or_else(|| Error::missing("Order Line").at(format!("item.items[{i}].orderLine")))?;
@@ -849,13 +854,18 @@ impl Db {
                 for (i, l) in r.lines.get_mut("item").into_iter().flatten().enumerate() {
                     let p = |f: &str| format!("item.items[{i}].{f}");
                     let Some(item) = ref_id(l.get("item")) else { return Err(Error::missing("Item").at(p("item"))) };
-                    let Some(qty) = dec_of(l.get("quantity")) else { return Err(Error::missing("Quantity").at(p("quantity"))) };
-                    let rate = match (dec_of(l.get("rate")), dec_of(l.get("amount"))) {
-                        (Some(r), _) => r,
-                        (None, Some(a)) if !qty.is_zero() => a / qty,
-                        _ => self.get(RType::InventoryItem, item).map(|it| it.dec("basePrice")).unwrap_or_default(),
+                    let (rate, amount) = match (dec_of(l.get("quantity")), dec_of(l.get("rate")), dec_of(l.get("amount"))) {
+                        (Some(qty), Some(r), _) => (r, money(qty * r)),
+                        (Some(qty), None, Some(a)) if !qty.is_zero() => (a / qty, money(a)),
+                        (Some(qty), None, _) => {
+                            let r = self.get(RType::InventoryItem, item).map(|it| it.dec("basePrice")).unwrap_or_default();
+                            (r, money(qty * r))
+                        }
+                        // A discount or charge line (a tax collected by the POS): an amount and
+                        // no quantity, as NetSuite takes discount and other-charge items.
+                        (None, _, Some(a)) => (money(a), money(a)),
+                        (None, _, None) => return Err(Error::missing("Quantity").at(p("quantity"))),
                     };
-                    let amount = money(qty * rate);
                     l.insert("rate".into(), dec_str(rate));
                     l.insert("amount".into(), dec_str(amount));
                     subtotal += amount;
