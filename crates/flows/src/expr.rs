@@ -11,6 +11,8 @@
 //! - evaluation never panics: every failure, including one inside the interpreter, comes back
 //!   as an error string the caller turns into a classified failure.
 
+mod fast;
+
 use crate::normalize as n;
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr, LiteralValue};
 use cel::common::types::{
@@ -240,6 +242,16 @@ pub type RateTable = HashMap<(String, String), Decimal>;
 pub struct Expr {
     pub source: String,
     program: Program,
+    /// The same expression for the direct evaluator, when it has the shape that evaluator
+    /// handles (most mapping fields do); CEL stays the reference and the fallback.
+    fast: Option<fast::Fast>,
+}
+
+impl Expr {
+    /// Whether evaluation can bypass the interpreter (see [`fast`]). For tests and profiling.
+    pub fn is_direct(&self) -> bool {
+        self.fast.is_some()
+    }
 }
 
 impl std::fmt::Debug for Expr {
@@ -289,28 +301,42 @@ impl Source for CelJson<'_> {
     }
 }
 
-/// Results of earlier steps, each converted once when the step finishes (owning its strings,
-/// because the JSON it came from keeps changing as the run goes on). Expressions reach them as
-/// `steps.<name>`: CEL asks the resolver for the dotted name `steps.payment` before it looks for
-/// a variable `steps`, so no map of all steps is ever rebuilt.
+/// Results of earlier steps, as JSON copies taken when the step finished (the run's own record
+/// keeps changing, e.g. by validation corrections, and expressions must see the value as it was
+/// when this was set). The CEL form is made only if an interpreted expression asks for
+/// `steps.<name>`; direct paths read the JSON. CEL asks the resolver for the dotted name
+/// `steps.payment` before it looks for a variable `steps`, so no map of all steps is ever built.
 #[derive(Default)]
 pub struct StepValues {
-    vals: Vec<(String, Box<dyn Val + 'static>)>,
+    vals: Vec<StepVal>,
+}
+
+struct StepVal {
+    name: String,
+    json: J,
+    cel: std::sync::OnceLock<Box<dyn Val + 'static>>,
 }
 
 impl StepValues {
     pub fn set(&mut self, name: &str, v: &J) {
-        let val = json_to_val_owned(v);
-        match self.vals.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = val,
-            None => self.vals.push((name.to_string(), val)),
+        match self.vals.iter_mut().find(|s| s.name == name) {
+            Some(slot) => {
+                slot.json = v.clone();
+                slot.cel = std::sync::OnceLock::new();
+            }
+            None => self.vals.push(StepVal {
+                name: name.to_string(),
+                json: v.clone(),
+                cel: std::sync::OnceLock::new(),
+            }),
         }
     }
+    fn find(&self, name: &str) -> Option<&StepVal> {
+        self.vals.iter().find(|s| s.name == name)
+    }
     fn get(&self, name: &str) -> Option<&(dyn Val + 'static)> {
-        self.vals
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_ref())
+        self.find(name)
+            .map(|s| s.cel.get_or_init(|| json_to_val_owned(&s.json)).as_ref())
     }
 }
 
@@ -347,6 +373,18 @@ impl<'s> Bindings<'s> {
     }
 }
 
+impl<'s> Bindings<'s> {
+    fn var_json(&self, name: &str) -> Option<&'s J> {
+        self.vars.iter().find(|(k, _)| *k == name).map(|(_, v)| {
+            let v: &'s dyn Source = *v;
+            v.json()
+        })
+    }
+    fn step_json(&self, name: &str) -> Option<&'s J> {
+        self.steps?.find(name).map(|s| &s.json)
+    }
+}
+
 impl VariableResolver for Bindings<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         if let (Some(rest), Some(steps)) = (variable.strip_prefix("steps."), self.steps) {
@@ -378,6 +416,8 @@ impl VariableResolver for Bindings<'_> {
 /// value tables and rates. Built once per flow at load; shared by every run.
 pub struct Runtime {
     ctx: Context<'static, 'static>,
+    /// Our functions and the flow's tables by name, for [`Fast`] calls.
+    funs: HashMap<String, Arc<Fun>>,
     table_names: Vec<String>,
 }
 
@@ -389,32 +429,45 @@ impl std::fmt::Debug for Runtime {
 
 type Fun = dyn Fn(&[CV]) -> Result<CV, String> + Send + Sync;
 
-fn add(ctx: &mut Context<'static, 'static>, name: &'static str, f: Box<Fun>) -> Result<(), String> {
+/// CEL's context plus our own functions by name, so the direct evaluator ([`Fast`]) can call
+/// exactly the code CEL would call.
+struct Registry {
+    ctx: Context<'static, 'static>,
+    funs: HashMap<String, Arc<Fun>>,
+}
+
+fn add(reg: &mut Registry, name: &str, f: Box<Fun>) -> Result<(), String> {
     let f: Arc<Fun> = Arc::from(f);
-    ctx.add_function(
-        name,
-        move |Arguments(args): Arguments| -> Result<CV, ExecutionError> {
-            f(&args).map_err(|m| ExecutionError::function_error(name, m))
-        },
-    )
-    .map_err(|e| e.to_string())
+    reg.funs.insert(name.to_string(), f.clone());
+    let owned: Arc<str> = Arc::from(name);
+    reg.ctx
+        .add_function(
+            name,
+            move |Arguments(args): Arguments| -> Result<CV, ExecutionError> {
+                f(&args).map_err(|m| ExecutionError::function_error(&owned, m))
+            },
+        )
+        .map_err(|e| e.to_string())
 }
 
 impl Runtime {
     pub fn new(tables: Vec<ValueTable>, rates: RateTable) -> Result<Self, String> {
-        let mut ctx = Context::with_env(ENV.clone());
-        register_builtins(&mut ctx)?;
+        let mut reg = Registry {
+            ctx: Context::with_env(ENV.clone()),
+            funs: HashMap::new(),
+        };
+        register_builtins(&mut reg)?;
         let rates = Arc::new(rates);
         {
             let r = rates.clone();
             add(
-                &mut ctx,
+                &mut reg,
                 "convert_currency",
                 Box::new(move |a| convert_currency(&r, a)),
             )?;
             let r = rates.clone();
             add(
-                &mut ctx,
+                &mut reg,
                 "fx_rate",
                 Box::new(move |a| {
                     arity(a, 2, 2)?;
@@ -433,34 +486,29 @@ impl Runtime {
                 ));
             }
             table_names.push(t.name.clone());
-            let t = Arc::new(t);
             let name = t.name.clone();
-            let f = move |Arguments(args): Arguments| -> Result<CV, ExecutionError> {
-                let fail = |m: String| ExecutionError::function_error(&t.name, m);
+            let f = move |args: &[CV]| -> Result<CV, String> {
                 if args.len() != t.args.len() {
-                    return Err(fail(format!(
+                    return Err(format!(
                         "takes {} arguments ({}), got {}",
                         t.args.len(),
                         t.args.join(", "),
                         args.len()
-                    )));
+                    ));
                 }
-                let keys = args
-                    .iter()
-                    .map(text)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(fail)?;
+                let keys = args.iter().map(text).collect::<Result<Vec<_>, _>>()?;
                 match t.lookup(&keys) {
                     Some(v) => Ok(json_to_value(v)),
-                    None => Err(fail(format!(
-                        "no row for ({}) and no default",
-                        keys.join(", ")
-                    ))),
+                    None => Err(format!("no row for ({}) and no default", keys.join(", "))),
                 }
             };
-            ctx.add_function(&name, f).map_err(|e| e.to_string())?;
+            add(&mut reg, &name, Box::new(f))?;
         }
-        Ok(Runtime { ctx, table_names })
+        Ok(Runtime {
+            ctx: reg.ctx,
+            funs: reg.funs,
+            table_names,
+        })
     }
 
     fn is_function(&self, name: &str) -> bool {
@@ -499,9 +547,11 @@ impl Runtime {
             &mut issues,
         );
         if issues.is_empty() {
+            let fast = fast::compile(program.expression(), vars, &self.funs);
             Ok(Expr {
                 source: src.to_string(),
                 program,
+                fast,
             })
         } else {
             Err(issues)
@@ -635,8 +685,20 @@ impl Runtime {
         }
     }
 
-    /// Evaluates to JSON. Never panics: an interpreter panic becomes an error too.
+    /// Evaluates to JSON. Never panics: an interpreter panic becomes an error too. The direct
+    /// evaluator answers when it can; anything else, every error included, is CEL's to answer.
     pub fn eval(&self, e: &Expr, b: &Bindings<'_>) -> Result<J, String> {
+        if let Some(f) = &e.fast {
+            if let Ok(Some(v)) = catch_unwind(AssertUnwindSafe(|| fast::eval_json(f, b))) {
+                return Ok(v);
+            }
+        }
+        self.eval_interpreted(e, b)
+    }
+
+    /// Evaluates with the CEL interpreter only: the reference the direct evaluator is tested
+    /// against.
+    pub fn eval_interpreted(&self, e: &Expr, b: &Bindings<'_>) -> Result<J, String> {
         let out = catch_unwind(AssertUnwindSafe(|| {
             let ctx = scope(&self.ctx, b);
             e.program.execute(&ctx)
@@ -982,7 +1044,7 @@ fn get_path(v: &CV, path: &str) -> Option<CV> {
     Some(cur)
 }
 
-fn register_builtins(ctx: &mut Context<'static, 'static>) -> Result<(), String> {
+fn register_builtins(ctx: &mut Registry) -> Result<(), String> {
     use std::cmp::Ordering::*;
     add(
         ctx,
