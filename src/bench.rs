@@ -34,6 +34,12 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20_000)]
         records: u32,
     },
+    /// A generated business day (POS tickets, returns, deposits) posted through the NetSuite
+    /// sandbox: wall time and NetSuite requests per ticket and per deposit.
+    Day(crate::bench_day::DayBenchArgs),
+    /// The exactly-once proof under faults: a business day with NetSuite 429s/5xx/lost
+    /// responses, Retail downtime, redeliveries and SIGKILLed engine processes, then checked.
+    Soak(crate::soak::SoakArgs),
     /// Signed webhooks accepted per second with durability on (inbox + job committed before 200).
     Ingest {
         #[arg(long, default_value_t = 20_000)]
@@ -48,6 +54,20 @@ pub async fn run(cmd: BenchCmd, g: &Global) -> Result<()> {
     match cmd {
         BenchCmd::Governance { limit, latency_ms, requests } => {
             println!("{}", crate::bench_netsuite::governance(limit, latency_ms, requests).await?);
+            Ok(())
+        }
+        BenchCmd::Soak(args) => {
+            let bin = std::env::current_exe()?;
+            let flows = std::path::Path::new("flows").is_dir().then(|| std::path::PathBuf::from("flows"));
+            let out = crate::soak::run(&args, &bin, flows).await?;
+            print!("{}", out.text());
+            if !out.holds() {
+                anyhow::bail!("the exactly-once proof failed for seed {}", out.seed);
+            }
+            Ok(())
+        }
+        BenchCmd::Day(args) => {
+            print!("{}", crate::bench_day::run(&args).await?.text);
             Ok(())
         }
         BenchCmd::Mapping { records } => {

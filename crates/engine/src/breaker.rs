@@ -11,8 +11,10 @@ pub enum State {
     Closed,
     /// Refusing calls until the given instant (µs), then one probe is let through.
     Open { until: i64 },
-    /// One probe is in flight; others wait.
-    HalfOpen,
+    /// One probe is in flight since the given instant (µs); others wait. A probe that never
+    /// reports (its job failed on another system, or its process died) is replaced after
+    /// `open_for`, so a circuit can never stay half-open for good.
+    HalfOpen { since: i64 },
 }
 
 impl State {
@@ -20,7 +22,7 @@ impl State {
         match self {
             State::Closed => "closed",
             State::Open { .. } => "open",
-            State::HalfOpen => "half_open",
+            State::HalfOpen { .. } => "half_open",
         }
     }
 }
@@ -85,12 +87,16 @@ impl Breakers {
         self.with(system, |c| match c.state {
             State::Closed => Admit::Yes,
             State::Open { until } if now >= until => {
-                c.state = State::HalfOpen;
+                c.state = State::HalfOpen { since: now };
                 Admit::Yes
             }
             State::Open { until } => Admit::No { until },
+            State::HalfOpen { since } if now >= since + self.cfg.open_for => {
+                c.state = State::HalfOpen { since: now };
+                Admit::Yes
+            }
             // One probe at a time; the others look again shortly.
-            State::HalfOpen => Admit::No { until: now + retry_in.max(1_000_000) },
+            State::HalfOpen { .. } => Admit::No { until: now + retry_in.max(1_000_000) },
         })
     }
 
@@ -136,12 +142,12 @@ impl Breakers {
             }
             c.consecutive_failures += 1;
             let trip = class == ErrorClass::Auth
-                || c.state == State::HalfOpen
+                || matches!(c.state, State::HalfOpen { .. })
                 || c.consecutive_failures >= threshold;
             if !trip {
                 return None;
             }
-            let was_open = matches!(c.state, State::Open { .. } | State::HalfOpen);
+            let was_open = matches!(c.state, State::Open { .. } | State::HalfOpen { .. });
             c.state = State::Open { until: now + open_for };
             (!was_open).then(|| Transition::Opened { system: system.to_string(), reason: reason.to_string() })
         })
@@ -189,6 +195,21 @@ mod tests {
         assert_eq!(b.admit("gp"), Admit::Yes);
         assert_eq!(b.on_failure("gp", ErrorClass::Transient, "503"), None, "already open: no second alert");
         assert!(matches!(b.admit("gp"), Admit::No { .. }));
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_is_replaced_after_the_cool_down() {
+        // The soak test found this: a probe job that failed on another system never told the
+        // circuit, which then parked every job for good.
+        let (clock, b) = breakers();
+        assert!(b.on_failure("retail", ErrorClass::Auth, "401").is_some());
+        clock.advance(10_000_000);
+        assert_eq!(b.admit("retail"), Admit::Yes, "the probe");
+        clock.advance(9_999_999);
+        assert!(matches!(b.admit("retail"), Admit::No { .. }), "still waiting for the probe");
+        clock.advance(1);
+        assert_eq!(b.admit("retail"), Admit::Yes, "a new probe once the first is overdue");
+        assert!(matches!(b.admit("retail"), Admit::No { .. }), "and again only one");
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub const JOB_DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
 pub fn circuit_value(state: &crate::breaker::State) -> f64 {
     match state {
         crate::breaker::State::Closed => 0.0,
-        crate::breaker::State::HalfOpen => 1.0,
+        crate::breaker::State::HalfOpen { .. } => 1.0,
         crate::breaker::State::Open { .. } => 2.0,
     }
 }

@@ -194,11 +194,19 @@ impl Worker {
                 }
                 self.finish(&job, &Outcome::Succeeded, "succeeded").await;
             }
-            Err(failure) => self.on_failure(&job, failure).await,
+            Err(failure) => self.on_failure(&job, &ctx, failure).await,
         }
     }
 
-    async fn on_failure(&self, job: &LeasedJob, failure: Failure) {
+    async fn on_failure(&self, job: &LeasedJob, ctx: &JobContext, failure: Failure) {
+        // Systems the job reached before it failed elsewhere answered: that closes their
+        // circuits (a half-open probe that got its answer must report it, or the circuit
+        // would wait for a probe that already happened).
+        for s in ctx.touched().into_iter().filter(|s| failure.system.as_deref() != Some(s.as_str())) {
+            if let Some(t) = self.breakers.on_success(&s) {
+                self.on_transition(t);
+            }
+        }
         if let Some(system) = &failure.system {
             if let Some(t) = self.breakers.on_failure(system, failure.class, &failure.message) {
                 self.on_transition(t);
