@@ -413,7 +413,17 @@ async fn order_to_cash_partial_then_rest_and_a_decline() {
         "{pay2}"
     );
 
+    // Both shipments together captured exactly the authorization; GP-API refuses a cent more.
+    let cent = heartsuite_core::Money::from_decimal_str("0.01", "USD").unwrap();
+    let over =
+        w.gp.capture(&auth_id, Some(cent), "o2c-test-over-capture")
+            .await;
+    assert!(over.is_err(), "{over:?}");
+
     // ------------------------------------------------ the declined order
+    // Its shopper is already a NetSuite customer, made elsewhere, found by e-mail: reused.
+    let known = json!({"firstName": "Pat", "lastName": "Shopper", "email": "shopper.5002@example.com", "subsidiary": {"id": "1"}});
+    let known_id = w.nsc.upsert("customer", "crm-5002", &known).await.unwrap();
     w.post_signed("shop", SHOP_SECRET, &order("5002", "evt-5002", &bad))
         .await;
     let c = w.settle(4).await;
@@ -423,6 +433,15 @@ async fn order_to_cash_partial_then_rest_and_a_decline() {
         "the decline is dead-lettered for a person: {c:?}"
     );
     let held = w.record("salesOrder", "hs-so-5002").await;
+    assert_eq!(held["entity"]["id"], json!(known_id), "{held}");
+    assert!(
+        w.nsc
+            .find_id_by_external_id("customer", "hs-shopcust-shopper_d5002_aexample_dcom")
+            .await
+            .unwrap()
+            .is_none(),
+        "no second customer for a known e-mail"
+    );
     assert_eq!(
         held["orderStatus"]["id"], "A",
         "on hold (Pending Approval): {held}"
