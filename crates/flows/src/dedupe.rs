@@ -541,6 +541,86 @@ mod tests {
         assert!(matches!(decide(&bad, &c, T), Decision::Create { .. }));
     }
 
+    fn customer_flow() -> crate::FlowSet {
+        crate::FlowSet::builtin().expect("built-in flows load")
+    }
+
+    #[test]
+    fn the_customer_flow_merges_with_the_candidate_id_and_creates_under_an_email_claim() {
+        let set = customer_flow();
+        let flow = set
+            .get("retail_customer_to_netsuite")
+            .expect("customer flow");
+        let input = json!({"id": 21, "first_name": "Robert", "last_name": "Smith", "email": "Bob@Home.example",
+            "phone": "312.555.0199", "address": {"line": "9 Elm Rd, Chicago, IL 60601"}});
+        let mut ctx = crate::DryRunContext::new();
+        ctx.candidates = vec![
+            json!({"id": "88", "first_name": "Bob", "last_name": "Smith", "phone": "(312) 555-0199"}),
+        ];
+        let r = flow.dry_run(&input, &mut ctx);
+        assert!(r.failure.is_none(), "{:?}", r.failure);
+        let w = &ctx.writes[0];
+        assert_eq!(
+            (w.target.as_str(), w.idempotency_key.as_str()),
+            ("netsuite.merge", "hs-cust-21")
+        );
+        assert_eq!(w.params.get("id"), Some(&json!("88")));
+        assert_eq!(w.params.get("matched_on"), Some(&json!("phone")));
+
+        let mut ctx = crate::DryRunContext::new();
+        let r = flow.dry_run(&input, &mut ctx);
+        assert!(r.failure.is_none(), "{:?}", r.failure);
+        assert_eq!(ctx.writes[0].target, "netsuite.upsert");
+        assert_eq!(
+            ctx.writes[0].params.get("claim"),
+            Some(&json!("bob@home.example")),
+            "the normalised e-mail"
+        );
+
+        // An operator's merge decision names the record; a bad decision is a data error.
+        let mut decided = input.clone();
+        decided["_review"] = json!({"decision": "merge", "netsuite_id": "77"});
+        let mut ctx = crate::DryRunContext::new();
+        flow.dry_run(&decided, &mut ctx);
+        assert_eq!(
+            ctx.writes[0].params.get("matched_on"),
+            Some(&json!("operator"))
+        );
+        assert_eq!(ctx.writes[0].params.get("id"), Some(&json!("77")));
+        decided["_review"] = json!({"decision": "maybe"});
+        let r = flow.dry_run(&decided, &mut crate::DryRunContext::new());
+        let f = r.failure.expect("an unknown decision fails");
+        assert_eq!(f.field_path.as_deref(), Some("match.decision"));
+    }
+
+    #[test]
+    fn match_tables_are_checked_at_load() {
+        let src = |m: &str| {
+            format!(
+                "name = \"t\"\n[trigger]\nevents = [\"e\"]\n[[steps]]\nkind = \"dedupe\"\nname = \"d\"\nsystem = \"netsuite\"\nrecord_type = \"customer\"\n[steps.match]\n{m}\n"
+            )
+        };
+        let load = |m: &str| crate::Flow::from_str(std::path::Path::new("t.toml"), &src(m));
+        assert!(load("email = \"input.email\"\nmerge_at = 0.95").is_ok());
+        let errs = |m: &str| match load(m) {
+            Ok(_) => panic!("`{m}` should not load"),
+            Err(e) => e
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        assert!(
+            errs("review_at = 0.9\nmerge_at = 0.8").contains("review_at 0.9 is above merge_at 0.8")
+        );
+        assert!(errs("merge_at = 2.0").contains("match.merge_at"));
+        assert!(errs("merge_at = \"high\"").contains("match.merge_at"));
+        assert!(errs("emial = \"input.email\"").contains("emial"));
+        // Without [match], a dedupe step still needs its key.
+        let plain = "name = \"t\"\n[trigger]\nevents = [\"e\"]\n[[steps]]\nkind = \"dedupe\"\nname = \"d\"\nsystem = \"netsuite\"\nrecord_type = \"customer\"\n";
+        assert!(crate::Flow::from_str(std::path::Path::new("t.toml"), plain).is_err());
+    }
+
     #[test]
     fn merge_fills_only_empty_fields_and_reports_conflicts() {
         let existing = json!({"id": "9", "externalId": "legacy-1", "firstName": "Dana", "lastName": "Whitfield",
