@@ -303,14 +303,13 @@ impl Connectors {
             primary_vendor_id: None,
             custom: body.get("custom").and_then(Value::as_object).cloned(),
         };
-        let by_sku = heartsuite_heartland::ListQuery::filter(serde_json::json!({"public_id": {"$eq": sku}}));
-        let found = retail.list_items(&by_sku).await?;
+        let found = crate::drift::retail_items_by_sku(retail, &sku).await?;
         let existing = match found.as_slice() {
             [] => match retail.create_item(&input).await {
                 Ok(id) => return Ok(id.to_string()),
                 // Another job created the SKU between our look-up and our create (a create and an
                 // edit event a moment apart): Retail refuses a second item number, so update it.
-                Err(e) => match retail.list_items(&by_sku).await?.as_slice() {
+                Err(e) => match crate::drift::retail_items_by_sku(retail, &sku).await?.as_slice() {
                     [one] => one.id,
                     _ => return Err(e.into()),
                 },
@@ -341,14 +340,44 @@ impl Connectors {
     /// `retail.inventory_set`: Retail's available quantity of `body.retail_item_id` at every paired
     /// location becomes NetSuite's on-hand of `body.netsuite_item_id` (src/drift.rs). A set, not
     /// a delta, so a rerun finds the quantities already equal and changes nothing.
+    ///
+    /// With `body.netsuite_item_ids` (a NetSuite inventory adjustment's items) each item is
+    /// found in Retail by SKU and pushed; one not in Retail yet is skipped, as its stock goes
+    /// along when the item flow creates it.
     async fn retail_inventory_set(&self, intent: &WriteIntent) -> Result<String, Failure> {
+        if let Some(list) = intent.body.get("netsuite_item_ids") {
+            let ids: std::collections::BTreeSet<String> = list
+                .as_array()
+                .ok_or_else(|| Failure::data("body.netsuite_item_ids must be a list").with_field("body.netsuite_item_ids"))?
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.trim().to_string()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect();
+            let (ns, retail) = (self.netsuite()?, self.retail()?);
+            let mut done = Vec::new();
+            for ns_item in ids {
+                let outcome = match crate::drift::retail_item_for(ns, retail, &ns_item).await? {
+                    None => "not in Retail".to_string(),
+                    Some(item) => pushed(&crate::drift::push_item_stock(ns, retail, &self.stock, &ns_item, item, &intent.idempotency_key).await?),
+                };
+                done.push(format!("{ns_item}:{outcome}"));
+            }
+            return Ok(done.join(" "));
+        }
         let item: i64 = required_body_text(intent, "retail_item_id")?
             .parse()
             .map_err(|_| Failure::data("body.retail_item_id must be a Heartland Retail item id").with_field("body.retail_item_id"))?;
         let ns_item = required_body_text(intent, "netsuite_item_id")?;
         let sets = crate::drift::push_item_stock(self.netsuite()?, self.retail()?, &self.stock, &ns_item, item, &intent.idempotency_key).await?;
-        // The crosswalk keeps which adjustment sets the push made ("none": already equal).
-        let ids: Vec<String> = sets.iter().map(i64::to_string).collect();
-        Ok(if ids.is_empty() { "none".into() } else { ids.join(",") })
+        Ok(pushed(&sets))
     }
+}
+
+/// The crosswalk keeps which adjustment sets a push made ("none": the quantities were equal).
+fn pushed(sets: &[i64]) -> String {
+    let ids: Vec<String> = sets.iter().map(i64::to_string).collect();
+    if ids.is_empty() { "none".into() } else { ids.join(",") }
 }

@@ -346,6 +346,51 @@ pub async fn push_item_stock(
     Ok(sets)
 }
 
+/// Retail's items with this SKU (`public_id`): none, one, or (a data problem) several.
+pub async fn retail_items_by_sku(
+    retail: &RetailClient,
+    sku: &str,
+) -> Result<Vec<heartsuite_heartland::retail::Item>, Failure> {
+    Ok(retail
+        .list_items(&heartsuite_heartland::ListQuery::filter(
+            serde_json::json!({"public_id": {"$eq": sku}}),
+        ))
+        .await?)
+}
+
+/// The Retail item for a NetSuite item, found by SKU (NetSuite `itemId` = Retail `public_id`);
+/// `None` while the item has not reached Retail yet. Two Retail items with one SKU is a data error.
+pub async fn retail_item_for(
+    ns: &NetSuiteClient,
+    retail: &RetailClient,
+    netsuite_item_id: &str,
+) -> Result<Option<i64>, Failure> {
+    // A number only: it goes into a SuiteQL query.
+    let id: u64 = netsuite_item_id.trim().parse().map_err(|_| {
+        Failure::data(format!(
+            "NetSuite item id `{netsuite_item_id}` is not an internal id"
+        ))
+        .with_field("body.netsuite_item_ids")
+    })?;
+    let rows = ns
+        .suiteql(&format!("SELECT itemid FROM item WHERE id = {id}"), 1)
+        .await
+        .map_err(ns_failure)?;
+    let Some(sku) = rows.first().and_then(|r| cell(r, "itemid")) else {
+        return Ok(None);
+    };
+    let found = retail_items_by_sku(retail, &sku).await?;
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.id)),
+        many => Err(Failure::data(format!(
+            "Heartland Retail has {} items with SKU (public_id) `{sku}`; make it unique",
+            many.len()
+        ))
+        .with_field("public_id")),
+    }
+}
+
 /// Compares every NetSuite inventory item with Heartland Retail: items on one side only, price
 /// and description differences, and on-hand vs available quantity at every paired location.
 pub async fn check(

@@ -81,7 +81,7 @@ async fn netsuite_items_and_stock_reach_retail_once_and_drift_is_reported_per_it
     let hl = heartland::spawn(gp, rt, heartland::Config::default()).await.unwrap();
     let ns_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut sink = heartsuite_sandbox::netsuite::EventSink::new(format!("http://{addr}/hooks/netsuite"), NS_SECRET);
-    sink.record_types = vec!["inventoryItem".into()];
+    sink.record_types = vec!["inventoryItem".into(), "inventoryAdjustment".into()];
     let ns_sb = heartsuite_sandbox::netsuite::spawn(ns_l, heartsuite_sandbox::netsuite::Config { emit_events_to: Some(sink), ..Default::default() })
         .await
         .unwrap();
@@ -162,7 +162,7 @@ async fn netsuite_items_and_stock_reach_retail_once_and_drift_is_reported_per_it
     //    item is edited (new price and name): Retail gets both.
     inventory_adjustment(&ns, &item, &[("1", 40), ("3", 7), ("2", 100)]).await;
     ns.update("inventoryItem", &item, &json!({"basePrice": 13.99, "displayName": "Blue Mug 12oz"}), &[]).await.unwrap();
-    wait_jobs_done(&store, 2).await;
+    wait_jobs_done(&store, 3).await;
     let after = retail.get_item(rid).await.unwrap();
     assert_eq!(after.price, Some(dec("13.99")));
     assert_eq!(after.description.as_deref(), Some("Blue Mug 12oz"));
@@ -259,9 +259,14 @@ async fn netsuite_items_and_stock_reach_retail_once_and_drift_is_reported_per_it
 
     // 5. The next push of the item (any edit in NetSuite) puts Outlet back to NetSuite's count.
     ns.update("inventoryItem", &item, &json!({"basePrice": 14.25}), &[]).await.unwrap();
-    wait_jobs_done(&store, 3).await;
+    wait_jobs_done(&store, 4).await;
     assert_eq!(retail_stock(&retail, rid).await, BTreeMap::from([(main_id, dec("40")), (outlet_id, dec("7"))]));
     assert_eq!(retail.get_item(rid).await.unwrap().price, Some(dec("14.25")));
+
+    // 6. A count in NetSuite alone (no item edit): 3 fewer at Main Store, 2 more at Outlet.
+    inventory_adjustment(&ns, &item, &[("1", -3), ("3", 2)]).await;
+    wait_jobs_done(&store, 5).await;
+    assert_eq!(retail_stock(&retail, rid).await, BTreeMap::from([(main_id, dec("37")), (outlet_id, dec("9"))]));
     let items = retail.list_items(&ListQuery::filter(json!({"public_id": {"$eq": "MUG-BLUE"}}))).await.unwrap();
     assert_eq!(items.len(), 1);
 
