@@ -123,19 +123,20 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
     let ns = sandbox_netsuite_client(nss.base_url());
 
     // NetSuite, the book of record for items: made there, not by us, found by SKU (itemId).
-    // The walk-in customer is the first customer, 101, which is what the flows' table says.
+    // The walk-in customer, by the externalId the flows' walk_in_customer table names.
     let walk_in = ns
         .create(
             "customer",
-            &json!({"companyName": "Walk-in customer", "isPerson": false, "subsidiary": {"id": "1"}}),
+            &json!({"externalId": "hs-walk-in", "companyName": "Walk-in customer", "isPerson": false, "subsidiary": {"id": "1"}}),
         )
         .await
         .unwrap();
-    assert_eq!(walk_in, "101", "the flows' walk_in_customer default");
     let mut items = BTreeMap::new();
     for (sku, price) in [
         ("TEE-BLK-M", "20.00"),
         ("MUG-01", "12.50"),
+        // A quote in a SKU must not end the SuiteQL string literal it is looked up with.
+        ("CAP-O'NEIL", "8.00"),
         ("POS-SALES-TAX", "0"),
         ("POS-DISCOUNT", "0"),
     ] {
@@ -148,10 +149,10 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
             .unwrap();
         items.insert(sku, id);
     }
-    // Stock: Main Store (1) 10 tees and 5 mugs, Outlet (3) 5 mugs, Warehouse (2) 5 tees.
+    // Stock: Main Store (1) 10 tees and 5 mugs, Outlet (3) 5 mugs and 3 caps, Warehouse (2) 5 tees.
     for (loc, lines) in [
         (1, vec![("TEE-BLK-M", 10), ("MUG-01", 5)]),
-        (3, vec![("MUG-01", 5)]),
+        (3, vec![("MUG-01", 5), ("CAP-O'NEIL", 3)]),
         (2, vec![("TEE-BLK-M", 5)]),
     ] {
         let lines: Vec<Value> = lines.iter().map(|(s, q)| json!({"item": {"id": items[s]}, "location": {"id": loc.to_string()}, "adjustQtyBy": q})).collect();
@@ -194,6 +195,12 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
         .create(
             "/items",
             json!({"public_id": "MUG-01", "description": "Mug", "price": 12.50}),
+        )
+        .await;
+    let cap = retail
+        .create(
+            "/items",
+            json!({"public_id": "CAP-O'NEIL", "description": "O'Neil cap", "price": 8.00}),
         )
         .await;
     let dana = retail
@@ -259,15 +266,16 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
             &[json!({"type": "CreditCardPayment", "amount": 54.67, "payment_type_id": 3})],
         )
         .await;
-    // Ticket B, Outlet, no customer, cash.
+    // Ticket B, Outlet, no customer, cash: a mug and a cap, 20.50 + 1.69 tax.
     let b = retail
         .ticket(
             json!({"type": "Ticket", "source_location_id": outlet}),
             &[
                 json!({"type": "ItemLine", "item_id": mug, "qty": 1}),
-                json!({"type": "TaxLine", "value": 1.03, "description": "Sales Tax"}),
+                json!({"type": "ItemLine", "item_id": cap, "qty": 1}),
+                json!({"type": "TaxLine", "value": 1.69, "description": "Sales Tax"}),
             ],
-            &[json!({"type": "CashPayment", "amount": 13.53})],
+            &[json!({"type": "CashPayment", "amount": 22.19})],
         )
         .await;
     // Ticket C, the wholesale counter (invoice mode), Dana, Mastercard, no tax.
@@ -335,15 +343,20 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
         (&json!(items["POS-SALES-TAX"]), &json!(4.17))
     );
 
-    // B: walk-in, Outlet, cash, 13.53.
+    // B: walk-in, Outlet, cash, 22.19; the cap found by its quoted SKU.
     let sale_b: Value = ns
         .get("cashSale", &format!("eid:hs-sale-{bid}"), true)
         .await
         .unwrap();
-    assert_eq!(sale_b["entity"]["id"], json!("101"));
+    assert_eq!(sale_b["entity"]["id"], json!(walk_in));
     assert_eq!(sale_b["location"]["id"], json!("3"));
     assert_eq!(sale_b["paymentMethod"]["id"], json!("1"));
-    assert_eq!(sale_b["total"], json!(13.53), "{sale_b}");
+    assert_eq!(sale_b["total"], json!(22.19), "{sale_b}");
+    assert_eq!(
+        line(&sale_b, 1)["item"]["id"],
+        json!(items["CAP-O'NEIL"]),
+        "{sale_b}"
+    );
 
     // C: an invoice at the Warehouse, paid in full by a Mastercard payment applied to it.
     let inv: Value = ns
@@ -380,12 +393,13 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
     assert_eq!(line(&refund, 2)["amount"], json!(1.57));
 
     // Stock moved once, at each ticket's store: Main Store tees 10 - 2 + 1, mugs 5 - 1; Outlet
-    // mugs 5 - 1; Warehouse tees 5 - 3. Tax and discount lines move none.
+    // mugs 5 - 1, caps 3 - 1; Warehouse tees 5 - 3. Tax and discount lines move none.
     let stock = || async {
         (
             on_hand(&ns, &items["TEE-BLK-M"], 1).await,
             on_hand(&ns, &items["MUG-01"], 1).await,
             on_hand(&ns, &items["MUG-01"], 3).await,
+            on_hand(&ns, &items["CAP-O'NEIL"], 3).await,
             on_hand(&ns, &items["TEE-BLK-M"], 2).await,
             on_hand(&ns, &items["POS-SALES-TAX"], 1).await,
         )
@@ -395,12 +409,19 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
         "4".to_string(),
         "4".to_string(),
         "2".to_string(),
+        "2".to_string(),
         String::new(),
     );
     assert_eq!(stock().await, expected);
 
     // Found by SKU once, then remembered: the crosswalk has the NetSuite ids.
-    for sku in ["TEE-BLK-M", "MUG-01", "POS-SALES-TAX", "POS-DISCOUNT"] {
+    for sku in [
+        "TEE-BLK-M",
+        "MUG-01",
+        "CAP-O'NEIL",
+        "POS-SALES-TAX",
+        "POS-DISCOUNT",
+    ] {
         let e = store
             .effect("netsuite", "item", sku)
             .await
