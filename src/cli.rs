@@ -89,6 +89,9 @@ pub enum Command {
     Init { dir: PathBuf },
     /// Run the NetSuite, GP-API and Heartland Retail sandboxes.
     Sandbox(crate::sandbox_cmd::SandboxArgs),
+    /// Reconcile Heartland against NetSuite for a business date or a deposit; re-drive or
+    /// accept an exception.
+    Reconcile(crate::recon_cmd::ReconcileArgs),
     /// Compare NetSuite items and on-hand stock with Heartland Retail: every (SKU, location)
     /// whose quantity differs, items on one side only, price and description differences.
     /// Exit code: 0 no drift, 1 drift found, 2 the check could not run.
@@ -241,6 +244,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Init { dir } => crate::flows_cmd::init(&dir),
         Command::Sandbox(a) => crate::sandbox_cmd::run(a).await,
+        Command::Reconcile(a) => crate::recon_cmd::run(a, &load_config(&cli.global)?, clock).await,
         Command::Drift { format } => crate::drift::command(&load_config(&cli.global)?, format, clock).await,
     }
 }
@@ -322,6 +326,7 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
     .await?;
     tracing::info!(addr = %running.addr, store = running.store.backend(), "heartsuite serving");
     let token = running.token();
+    let recon = crate::recon_cmd::spawn_daily(&cfg, running.store.clone(), wired.connectors.clone(), clock_for_pollers.clone(), token.clone())?;
     let pollers = crate::pollers::spawn(&cfg.pollers, running.store.clone(), wired.connectors.clone(), wired.router.clone(), clock_for_pollers, token.clone());
     let drift = crate::drift::spawn(&cfg.drift, wired.connectors.clone(), alerts, token.clone());
     tokio::spawn(async move {
@@ -332,6 +337,9 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
     running.wait().await;
     for p in pollers.into_iter().chain(drift) {
         let _ = p.await;
+    }
+    if let Some(r) = recon {
+        let _ = r.await;
     }
     Ok(())
 }

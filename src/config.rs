@@ -32,6 +32,8 @@ pub struct Config {
     pub retail: Option<RetailConfig>,
     /// Pollers for what sends no webhooks.
     pub pollers: crate::pollers::PollersConfig,
+    /// Reconciliation rules, translation tables and the daily schedule (`heartsuite reconcile`).
+    pub recon: heartsuite_recon::ReconConfig,
     /// Item and stock pushes to Heartland Retail: location pairing, adjustment reason.
     pub stock: crate::drift::StockConfig,
     /// The scheduled NetSuite ⇄ Retail item and stock drift check.
@@ -245,6 +247,7 @@ impl Default for Config {
             gpapi: None,
             retail: None,
             pollers: crate::pollers::PollersConfig::default(),
+            recon: heartsuite_recon::ReconConfig::default(),
             stock: crate::drift::StockConfig::default(),
             drift: crate::drift::DriftConfig::default(),
         }
@@ -290,6 +293,7 @@ impl Config {
                 bail!("configuration error: sources.{name}.{key} is required for a {:?} source", s.kind);
             }
         }
+        self.recon.validate().map_err(|e| anyhow!("configuration error: {e}"))?;
         Ok(())
     }
 

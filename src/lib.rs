@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod pollers;
+pub mod recon_cmd;
 pub mod sandbox_cmd;
 pub mod server;
 pub mod customer_match;
