@@ -481,6 +481,63 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
     assert_eq!(records.get("cashRefund"), Some(&1));
     assert_eq!(records.get("invoice"), Some(&1));
 
+    // Two NetSuite items with one SKU: the sale is not posted to either; it is dead-lettered as
+    // a data error naming the SKU, for a person to fix the catalogue and replay.
+    for _ in 0..2 {
+        ns.create(
+            "inventoryItem",
+            &json!({"itemId": "TWIN-1", "displayName": "Twin", "basePrice": "5.00"}),
+        )
+        .await
+        .unwrap();
+    }
+    let twin = retail
+        .create(
+            "/items",
+            json!({"public_id": "TWIN-1", "description": "Twin", "price": 5.00}),
+        )
+        .await;
+    let t = retail
+        .ticket(
+            json!({"type": "Ticket", "source_location_id": main}),
+            &[json!({"type": "ItemLine", "item_id": twin, "qty": 1})],
+            &[json!({"type": "CashPayment", "amount": 5.00})],
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let dead = store.jobs(Some(JobState::Dead), 10).await.unwrap();
+        if !dead.is_empty() {
+            break dead;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the twin-SKU sale was not dead-lettered: {:?}",
+            counts(&store).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let failure = dead[0].last_error.clone().expect("the failure is kept");
+    assert_eq!(
+        failure.class,
+        heartsuite_core::ErrorClass::Data,
+        "{failure:?}"
+    );
+    assert_eq!(failure.field_path.as_deref(), Some("sku"), "{failure:?}");
+    assert!(
+        failure
+            .message
+            .contains("2 items with SKU (itemId) `TWIN-1`"),
+        "{failure:?}"
+    );
+    assert!(
+        ns.find_id_by_external_id("cashSale", &format!("hs-sale-{}", t["id"]))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing posted for it"
+    );
+
     running.shutdown().await;
     nss.shutdown().await;
     hl.shutdown().await;
