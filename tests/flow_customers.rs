@@ -3,10 +3,10 @@
 //! NetSuite sandbox (SuiteQL candidate search, REST reads and writes), and the engine with the
 //! built-in flow files. Outcomes are read back from NetSuite and from the crosswalk.
 
-use heartsuite::config::{
-    Config, NetSuiteConfig, RetailConfig, SecretResolver, SourceConfig, SourceKind,
-};
-use heartsuite::server::{self, StartOptions};
+mod common;
+
+use heartsuite::config::{Config, NetSuiteConfig, RetailConfig, SourceConfig, SourceKind};
+use heartsuite::server;
 use heartsuite_core::{Clock, ErrorClass, Secret, SystemClock};
 use heartsuite_heartland::RetailClient;
 use heartsuite_heartland::retail::CustomerInput;
@@ -47,11 +47,7 @@ async fn world() -> World {
     ))
     .unwrap();
 
-    let dir = std::env::temp_dir().join(format!(
-        "hs-customers-{}-{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let dir = common::fresh_dir();
     let mut cfg = Config::default();
     cfg.server.data_dir = dir.clone();
     cfg.engine.workers = 4;
@@ -82,59 +78,15 @@ async fn world() -> World {
     dep.max_attempts = 20;
     cfg.retry.insert("dependency".into(), dep);
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let secrets = SecretResolver::new(&cfg);
-    let store = heartsuite::cli::open_store(&cfg).await.unwrap();
-    let (alerts, breakers) = heartsuite::cli::engine_parts(&cfg, clock.clone(), &secrets).unwrap();
-    let wired = heartsuite::wiring::build(
-        &cfg,
-        &secrets,
-        clock.clone(),
-        breakers.clone(),
-        Some(store.clone()),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut worker = heartsuite::cli::worker_config(&cfg);
-    worker.idle_poll = Duration::from_millis(20);
-    let running = server::start(
-        listener,
-        StartOptions {
-            store: store.clone(),
-            clock: clock.clone(),
-            sources: heartsuite::sources::build(&cfg, &secrets).unwrap(),
-            router: wired.router.clone(),
-            handler: wired.handler.clone(),
-            alerts,
-            breakers,
-            worker: Some(worker),
-            admin_token: None,
-            max_body: 1 << 20,
-            max_batch: 64,
-        },
-    )
-    .await
-    .unwrap();
-    let ns = NetSuiteClient::new(
-        heartsuite_netsuite::Config::new(
-            "1234567_SB1",
-            heartsuite_netsuite::Auth::Tba {
-                consumer_key: Secret::new("sandbox-consumer-key"),
-                consumer_secret: Secret::new("sandbox-consumer-secret"),
-                token_id: Secret::new("sandbox-token-id"),
-                token_secret: Secret::new("sandbox-token-secret"),
-            },
-        )
-        .with_base_url(nss.base_url()),
-    )
-    .unwrap();
+    let engine = common::engine::start_engine(&cfg).await;
+    let ns = common::engine::sandbox_netsuite_client(nss.base_url());
     World {
-        running,
-        store,
+        running: engine.running,
+        store: engine.store,
         retail,
         ns,
         http: reqwest::Client::new(),
-        clock,
+        clock: Arc::new(SystemClock),
         hl,
         nss,
         dir,
