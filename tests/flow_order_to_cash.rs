@@ -4,14 +4,14 @@
 //! engine reads it back) → GP-API capture of what shipped + invoice + customer payment.
 //! Amounts are checked to the cent in NetSuite and in GP-API; redeliveries create nothing.
 
-use heartsuite::config::{
-    Config, GpApiConfig, NetSuiteConfig, SecretResolver, SourceConfig, SourceKind,
-};
-use heartsuite::server::{self, Running, StartOptions};
+mod common;
+
+use heartsuite::config::{Config, GpApiConfig, NetSuiteConfig, SourceConfig, SourceKind};
+use heartsuite::server::Running;
 use heartsuite_core::{Clock, Secret, SystemClock};
 use heartsuite_engine::alerts::Alerts;
 use heartsuite_engine::ingress;
-use heartsuite_heartland::GpApiClient;
+use heartsuite_heartland::{GpApiClient, GpApiConfig as GpClientConfig};
 use heartsuite_netsuite::NetSuiteClient;
 use heartsuite_sandbox::{heartland, netsuite};
 use heartsuite_store::{DynStore, JobState};
@@ -32,14 +32,13 @@ struct World {
     alerts: Arc<Alerts>,
     ns: netsuite::SandboxHandle,
     hl: heartland::SandboxHandle,
-    nsc: Arc<NetSuiteClient>,
-    gp: Arc<GpApiClient>,
+    nsc: NetSuiteClient,
+    gp: GpApiClient,
     http: reqwest::Client,
     dir: std::path::PathBuf,
 }
 
 async fn start() -> World {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gp_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rt_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hl = heartland::spawn(gp_l, rt_l, heartland::Config::default())
@@ -48,11 +47,7 @@ async fn start() -> World {
     let ns_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ns = netsuite::spawn(ns_l, Default::default()).await.unwrap();
 
-    let dir = std::env::temp_dir().join(format!(
-        "hs-o2c-{}-{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let dir = common::fresh_dir();
     let mut cfg = Config::default();
     cfg.server.data_dir = dir.clone();
     cfg.flows.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/flows").into();
@@ -88,53 +83,16 @@ async fn start() -> World {
         app_key: "sandbox-app-key".into(),
     });
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let secrets = SecretResolver::new(&cfg);
-    let store = heartsuite::cli::open_store(&cfg).await.unwrap();
-    let (alerts, breakers) = heartsuite::cli::engine_parts(&cfg, clock.clone(), &secrets).unwrap();
-    let wired = heartsuite::wiring::build(
-        &cfg,
-        &secrets,
-        clock.clone(),
-        breakers.clone(),
-        Some(store.clone()),
+    let engine = common::engine::start_engine(&cfg).await;
+    let nsc = common::engine::sandbox_netsuite_client(ns.base_url());
+    let gp = GpApiClient::new(
+        GpClientConfig::new("sandbox-app-id", Secret::new(GP_KEY)).with_base_url(hl.gpapi_url()),
     )
     .unwrap();
-    let mut worker = heartsuite::cli::worker_config(&cfg);
-    worker.idle_poll = Duration::from_millis(50);
-    let running = server::start(
-        listener,
-        StartOptions {
-            store: store.clone(),
-            clock,
-            sources: heartsuite::sources::build(&cfg, &secrets).unwrap(),
-            router: wired.router.clone(),
-            handler: wired.handler.clone(),
-            alerts: alerts.clone(),
-            breakers,
-            worker: Some(worker),
-            admin_token: None,
-            max_body: 1 << 20,
-            max_batch: 64,
-        },
-    )
-    .await
-    .unwrap();
-    // The engine's own clients, configured above, also serve the test's checks.
-    let nsc = wired
-        .connectors
-        .netsuite
-        .clone()
-        .expect("[netsuite] is configured");
-    let gp = wired
-        .connectors
-        .gpapi
-        .clone()
-        .expect("[gpapi] is configured");
     World {
-        running,
-        store,
-        alerts,
+        running: engine.running,
+        store: engine.store,
+        alerts: engine.alerts,
         ns,
         hl,
         nsc,
