@@ -13,6 +13,7 @@ use heartsuite_core::{Clock, ErrorClass, Failure};
 use heartsuite_engine::JobContext;
 use heartsuite_flows::WriteIntent;
 use heartsuite_flows::dedupe::{REVIEW_CODE, fill_empty};
+use heartsuite_flows::normalize::{email_norm, phone_e164};
 use heartsuite_netsuite::NetSuiteClient;
 use heartsuite_store::{DynStore, NewAudit};
 use serde_json::{Value, json};
@@ -50,9 +51,9 @@ fn lit(s: &str) -> String {
 }
 
 /// Existing NetSuite customers that may be the person in `probe`: the crosswalk's e-mail entry,
-/// exact e-mail or phone (matched on the last four digits, since a hand-keyed NetSuite phone is
-/// rarely E.164; the flow compares normalised numbers), and family-name prefixes (either name
-/// field, for transposed names). Each is read back for its address.
+/// exact e-mail or phone (searched on the last four digits, since a hand-keyed NetSuite phone is
+/// rarely E.164, then compared normalised), and family-name prefixes (either name field, for
+/// transposed names). Each is read back for its address.
 pub async fn candidates(
     job: &JobContext,
     engine: &FlowEngine,
@@ -110,20 +111,28 @@ pub async fn candidates(
         by_name.push(format!("UPPER(firstname) LIKE {}", lit(&pattern)));
     }
     // Exact keys and names are asked apart, so a common surname cannot crowd out the record
-    // with the same e-mail.
-    for (conds, limit) in [(exact, 100), (by_name, MAX_NAME_CANDIDATES)] {
+    // with the same e-mail. Exact rows are checked here (normalised e-mail or E.164 phone equal)
+    // before any is read back: four phone digits alone match many customers in a big account.
+    let phone = str_of(probe.get("phone"));
+    let same = |row: &serde_json::Map<String, Value>| {
+        let norm_email = str_of(row.get("email")).and_then(|e| email_norm(&e).ok());
+        let norm_phone = str_of(row.get("phone")).and_then(|p| phone_e164(&p, "US").ok());
+        (email.is_some() && norm_email == email) || (phone.is_some() && norm_phone == phone)
+    };
+    for (conds, limit, exact) in [(exact, 200, true), (by_name, MAX_NAME_CANDIDATES, false)] {
         if conds.is_empty() {
             continue;
         }
         let q = format!(
-            "SELECT id FROM customer WHERE isinactive = 'F' AND ({}) ORDER BY id",
+            "SELECT id, email, phone FROM customer WHERE isinactive = 'F' AND ({}) ORDER BY id",
             conds.join(" OR ")
         );
         let page = ns
             .suiteql_page(&q, limit, 0)
             .await
             .map_err(|e| e.to_failure())?;
-        ids.extend(page.items.iter().filter_map(|r| str_of(r.get("id"))));
+        let rows = page.items.iter().filter(|r| !exact || same(r));
+        ids.extend(rows.filter_map(|r| str_of(r.get("id"))));
     }
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -283,7 +292,7 @@ async fn remember_email(job: &JobContext, intent: &WriteIntent, id: &str) -> Res
         .body
         .get("email")
         .and_then(Value::as_str)
-        .and_then(|e| heartsuite_flows::normalize::email_norm(e).ok());
+        .and_then(|e| email_norm(e).ok());
     if let Some(e) = email {
         job.once("netsuite", BY_EMAIL, &e, "link", || async {
             Ok(id.to_string())
