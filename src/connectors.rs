@@ -292,7 +292,7 @@ impl Connectors {
                 .map(|t| Money::from_decimal_str(&t, &currency).map_err(|e| Failure::data(format!("body.{k}: {e}")).with_field(format!("body.{k}"))))
                 .transpose()
         };
-        let input = heartsuite_heartland::retail::ItemInput {
+        let mut input = heartsuite_heartland::retail::ItemInput {
             public_id: Some(sku.clone()),
             description: text("description"),
             price: money("price")?,
@@ -310,15 +310,21 @@ impl Connectors {
                 // Another job created the SKU between our look-up and our create (a create and an
                 // edit event a moment apart): Retail refuses a second item number, so update it.
                 Err(e) => match crate::drift::retail_items_by_sku(retail, &sku).await?.as_slice() {
-                    [one] => one.id,
+                    [one] => one.clone(),
                     _ => return Err(e.into()),
                 },
             },
-            [one] => one.id,
+            [one] => one.clone(),
             many => return Err(Failure::data(format!("Heartland Retail has {} items with SKU (public_id) `{sku}`; make it unique", many.len())).with_field("body.public_id")),
         };
-        retail.update_item(existing, &input).await?;
-        Ok(existing.to_string())
+        // `custom` is one field on the wire: keep the merchant's own custom fields, set ours.
+        if let (Some(ours), Some(theirs)) = (&input.custom, &existing.custom) {
+            let mut merged = theirs.clone();
+            merged.extend(ours.clone());
+            input.custom = Some(merged);
+        }
+        retail.update_item(existing.id, &input).await?;
+        Ok(existing.id.to_string())
     }
 }
 

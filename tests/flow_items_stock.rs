@@ -158,6 +158,10 @@ async fn netsuite_items_and_stock_reach_retail_once_and_drift_is_reported_per_it
     assert_eq!(found[0].track_inventory, Some(true));
     assert!(retail_stock(&retail, rid).await.is_empty());
 
+    // The merchant's own custom field on the item survives our updates.
+    let r = http.put(format!("{}/items/{rid}", hl.retail_url())).bearer_auth("sandbox-retail-token").json(&json!({"custom": {"season": "fall", "netsuite_id": item}})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
     // 2. Stock arrives in NetSuite (40 at Main Store, 7 at Outlet, 100 in the Warehouse) and the
     //    item is edited (new price and name): Retail gets both.
     inventory_adjustment(&ns, &item, &[("1", 40), ("3", 7), ("2", 100)]).await;
@@ -166,6 +170,7 @@ async fn netsuite_items_and_stock_reach_retail_once_and_drift_is_reported_per_it
     let after = retail.get_item(rid).await.unwrap();
     assert_eq!(after.price, Some(dec("13.99")));
     assert_eq!(after.description.as_deref(), Some("Blue Mug 12oz"));
+    assert_eq!(after.custom, Some(json!({"season": "fall", "netsuite_id": item}).as_object().unwrap().clone()));
     assert_eq!(retail_stock(&retail, rid).await, BTreeMap::from([(main_id, dec("40")), (outlet_id, dec("7"))]));
 
     // 3. No second item, ever: the same event delivered again is a duplicate, and the writes
