@@ -71,7 +71,9 @@ impl Sandboxes {
             emit_events_to: Some(netsuite::EventSink {
                 url: format!("http://{engine}/hooks/netsuite"),
                 secret: NETSUITE_EVENT_SECRET.into(),
-                record_types: vec!["itemFulfillment".into(), "inventoryItem".into()],
+                // (Item events would push NetSuite's stock to the stores; the demo's NetSuite
+                // catalogue has no stock, so they are left out here.)
+                record_types: vec!["itemFulfillment".into()],
             }),
             ..Default::default()
         };
@@ -137,8 +139,9 @@ impl Sandboxes {
     }
 
     /// The set-up a consultant does once, before the first sync: the catalogue both systems
-    /// share (NetSuite is the item master: one inventory item per Retail SKU, same price) and the
-    /// item refunds are booked against. Returns the number of items.
+    /// share (NetSuite is the item master: one inventory item per Retail SKU, same price), the
+    /// items refunds, POS tax and POS discounts are booked against, and the walk-in customer.
+    /// Returns the number of catalogue items.
     pub async fn mirror_catalogue(&self) -> Result<usize> {
         let ns = self.netsuite_client()?;
         let refund = ns
@@ -148,6 +151,16 @@ impl Sandboxes {
         if refund != "501" {
             println!("  note: the refund item got id {refund}; flows/gpapi_refund_to_credit_memo.toml expects 501");
         }
+        // What the POS flow books tax, discounts and anonymous sales against
+        // (flows/retail_ticket_to_cash_sale.toml).
+        for (sku, name) in [("POS-SALES-TAX", "Sales tax collected at the POS"), ("POS-DISCOUNT", "POS discount")] {
+            ns.upsert("inventoryItem", &format!("hs-item-{sku}"), &json!({"itemId": sku, "displayName": name, "basePrice": 0}))
+                .await
+                .map_err(|e| anyhow!("creating item {sku} in NetSuite: {e}"))?;
+        }
+        ns.upsert("customer", "hs-walk-in", &json!({"companyName": "Walk-in customer", "isPerson": false, "subsidiary": {"id": "1"}}))
+            .await
+            .map_err(|e| anyhow!("creating the walk-in customer in NetSuite: {e}"))?;
         let items = self
             .retail_client()?
             .list_items(&heartsuite_heartland::ListQuery::default())
@@ -231,8 +244,18 @@ impl Sender {
     /// Delivers what the day's systems would have sent, in order: Retail's webhooks (customers,
     /// items, tickets, returns) and GP-API's status notifications.
     pub async fn deliver(&mut self, day: &GeneratedDay) -> Result<usize> {
+        self.deliver_where(day, |_| true).await
+    }
+
+    /// Delivers the day's webhooks of one phase: the master data (customers, items) or the
+    /// sales (`sales_transaction_completed`: tickets and returns).
+    pub async fn deliver_phase(&mut self, day: &GeneratedDay, sales: bool) -> Result<usize> {
+        self.deliver_where(day, |w| (w.event == "sales_transaction_completed") == sales).await
+    }
+
+    async fn deliver_where(&mut self, day: &GeneratedDay, keep: impl Fn(&heartsuite_sandbox::heartland::WebhookPayload) -> bool) -> Result<usize> {
         let mut n = 0;
-        for w in &day.webhooks {
+        for w in day.webhooks.iter().filter(|w| keep(w)) {
             if w.event == "status_url" {
                 self.gpapi(&w.body, GP_APP_KEY).await?;
             } else {

@@ -74,17 +74,19 @@ pub async fn run(args: DemoArgs, g: &Global) -> Result<()> {
     println!("  set-up: {items} items in the NetSuite catalogue, the refund item, the webhook receivers");
 
     let mut sender = Sender::new(engine.running.addr);
-    let delivered = sender.deliver(&generated).await?;
+    // Master data first (the initial sync a merchant runs once), then the day's sales.
+    let mut delivered = sender.deliver_phase(&generated, false).await?;
+    day::wait_idle(&store, "customers → NetSuite", Duration::from_secs(1), Duration::from_secs(300)).await?;
+    delivered += sender.deliver_phase(&generated, true).await?;
     // What a careless or hostile sender does.
-    let mut forged = json!({"id": "TRN_FORGED", "type": "SALE", "status": "CAPTURED", "amount": "100", "currency": "USD"});
+    let forged = json!({"id": "TRN_FORGED", "type": "SALE", "status": "CAPTURED", "amount": "100", "currency": "USD"});
     sender.gpapi(&forged, "a-guessed-key").await?;
-    forged["id"] = json!("TRN_FORGED2");
     sender.shop(r#"{"event_id":"web-1","type":"note.added","note":"card 4263 9700 0000 5262 exp 12/30"}"#, day::SHOP_SECRET).await?;
     sender.shop(r#"{"event_id":"web-2","type":"order.created"}"#, "wrong-secret").await?;
     sender.shop(r#"{"event_id": "web-3", "total": }"#, day::SHOP_SECRET).await?;
     // Tickets, returns and customers post first; the deposit poller then finds the funded
     // deposits (a few seconds of quiet lets it run).
-    day::wait_idle(&store, "the day → NetSuite", Duration::from_secs(3), Duration::from_secs(300)).await?;
+    day::wait_idle(&store, "tickets, returns, deposits → NetSuite", Duration::from_secs(3), Duration::from_secs(300)).await?;
     let first = sandboxes.netsuite.stats().await;
     let first_records = posted(&first.records);
 

@@ -206,11 +206,13 @@ pub fn retail_kind(v: &Value) -> Option<&'static str> {
         Some("Return") => return Some("retail.return.completed"),
         _ => {}
     }
+    // Customers carry a `public_id` (their customer number) as items do (their SKU): the
+    // customer fields decide first.
+    if v.get("first_name").is_some() || v.get("last_name").is_some() || v.get("email").is_some() {
+        return Some("retail.customer.changed");
+    }
     if v.get("public_id").is_some() {
         return Some("retail.item.changed");
-    }
-    if v.get("first_name").is_some() || v.get("email").is_some() {
-        return Some("retail.customer.changed");
     }
     None
 }
@@ -219,6 +221,16 @@ pub fn retail_kind(v: &Value) -> Option<&'static str> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn retail_resources_are_told_apart_by_shape() {
+        let customer = json!({"id": 100002, "public_id": "C-100002", "first_name": "Ann", "last_name": "Lee", "email": null});
+        let item = json!({"id": 100001, "public_id": "HS-0001", "description": "Organic Cotton Tee", "price": 24});
+        assert_eq!(retail_kind(&customer), Some("retail.customer.changed"), "a customer has a public_id too");
+        assert_eq!(retail_kind(&item), Some("retail.item.changed"));
+        assert_eq!(retail_kind(&json!({"id": 7, "type": "Return"})), Some("retail.return.completed"));
+        assert_eq!(retail_kind(&json!({"id": 7})), None);
+    }
 
     fn hmac_spec() -> SourceSpec {
         SourceSpec {
