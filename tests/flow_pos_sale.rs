@@ -315,6 +315,7 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
     assert_eq!(sale["entity"]["id"], json!(dana_ns), "{sale}");
     assert_eq!(sale["location"]["id"], json!("1"));
     assert_eq!(sale["paymentMethod"]["id"], json!("5"));
+    assert_eq!(sale["undepFunds"], json!(true));
     assert_eq!(sale["tranDate"], json!(day));
     assert_eq!(sale["total"], json!(54.67), "{sale}");
     assert_eq!(sale["item"]["items"].as_array().unwrap().len(), 4, "{sale}");
@@ -381,6 +382,7 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
     assert_eq!(refund["entity"]["id"], json!(dana_ns));
     assert_eq!(refund["location"]["id"], json!("1"));
     assert_eq!(refund["paymentMethod"]["id"], json!("5"));
+    assert_eq!(refund["account"]["id"], json!("1"), "paid out of Undeposited Funds");
     assert_eq!(refund["total"], json!(20.57), "{refund}");
     assert_eq!(
         (
