@@ -404,7 +404,9 @@ pub async fn check(
     let rt_items = retail.list_items(&Default::default()).await?;
     let rt_stock = retail.inventory_values(&InventoryQuery::default()).await?;
     let mut by_sku: BTreeMap<&str, Vec<&heartsuite_heartland::retail::Item>> = BTreeMap::new();
-    for i in &rt_items {
+    // Retired items on either side are not compared: a NetSuite item made inactive is pushed as
+    // `active? = false`, and an inactive Retail item sells nothing.
+    for i in rt_items.iter().filter(|i| i.active != Some(false)) {
         if let Some(sku) = i.public_id.as_deref() {
             by_sku.entry(sku).or_default().push(i);
         }

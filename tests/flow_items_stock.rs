@@ -232,6 +232,11 @@ async fn netsuite_items_and_stock_reach_retail_once_and_drift_is_reported_per_it
         .create_item(&ItemInput { public_id: Some("POS-ONLY".into()), description: Some("Keyed in at the till".into()), ..Default::default() })
         .await
         .unwrap();
+    // A retired Retail item is not drift.
+    retail
+        .create_item(&ItemInput { public_id: Some("RETIRED".into()), description: Some("Old stock".into()), active: Some(false), ..Default::default() })
+        .await
+        .unwrap();
     let report = heartsuite::drift::check(&ns, &retail, &stock_cfg).await.unwrap();
     let got: Vec<(String, Option<String>, &str, Option<String>, Option<String>)> =
         report.findings.iter().map(|f| (f.sku.clone(), f.location.clone(), f.kind, f.netsuite.clone(), f.heartland.clone())).collect();
