@@ -86,6 +86,16 @@ async fn post_payment(
         .unwrap_or_else(|e| panic!("posting {rt} {eid}: {e}"))
 }
 
+/// GP-API's settlement transactions of one deposit.
+async fn deposit_txns(gp: &GpApiClient, deposit_id: &str) -> Vec<Transaction> {
+    gp.list_all_settlement_transactions(&TransactionQuery {
+        deposit_id: Some(deposit_id.to_string()),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 struct World {
     sb: heartland::SandboxHandle,
     ns_sb: heartsuite_sandbox::netsuite::SandboxHandle,
@@ -150,13 +160,7 @@ async fn run(w: &World, summary: &heartland::DaySummary, ns_cfg: NetSuiteConfig)
         .filter(|d| d.currency == "USD")
         .max_by_key(|d| d.sales_count + d.refunds_count)
         .expect("a funded USD deposit");
-    let txns = gp
-        .list_all_settlement_transactions(&TransactionQuery {
-            deposit_id: Some(dep.id.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let txns = deposit_txns(gp, &dep.id).await;
     let sales: Vec<&Transaction> = txns
         .iter()
         .filter(|t| t.kind == Some(TransactionType::Sale))
@@ -676,5 +680,106 @@ async fn run(w: &World, summary: &heartland::DaySummary, ns_cfg: NetSuiteConfig)
             .unwrap()
             .contains("missing_in_heartland")
     );
+    detailed_deposit(w, &dep.id, &customer, &store, &rules).await;
     app.stop().await;
+}
+
+/// Detailed mode: a NetSuite deposit record whose payment lines are the payments and whose
+/// cash-back lines are fees, chargebacks and refunds, as the settlement flow posts it.
+async fn detailed_deposit(
+    w: &World,
+    done: &str,
+    customer: &str,
+    store: &heartsuite_store::DynStore,
+    rules: &heartsuite_recon::Rules,
+) {
+    let (gp, ns) = (&w.gp, &w.ns);
+    // The next business day, funded the day after.
+    let next =
+        w.sb.sandbox()
+            .generate_day(&heartland::DayOptions {
+                seed: 8,
+                date: jiff::civil::date(2025, 3, 15),
+                tickets: 30,
+                web_orders: 0,
+                include_cad: false,
+                return_per_mille: 150,
+                emit_webhooks: false,
+                ..Default::default()
+            })
+            .unwrap();
+    let dep = next
+        .summary
+        .deposits
+        .iter()
+        .find(|d| d.currency == "USD" && d.id != done)
+        .expect("a USD deposit on the next day");
+    let txns = deposit_txns(gp, &dep.id).await;
+    let (mut payments, mut cash_back) = (Vec::new(), Vec::new());
+    for t in &txns {
+        let amount = t.amount.unwrap();
+        if t.kind == Some(TransactionType::Sale) {
+            let id = post_payment(
+                ns,
+                "customerPayment",
+                &format!("hs-pay-{}", t.id),
+                customer,
+                t,
+                amount,
+                local_date(t),
+            )
+            .await;
+            payments
+                .push(json!({"doc": {"id": id}, "deposit": true, "paymentAmount": dec(amount)}));
+        } else {
+            post_payment(
+                ns,
+                "creditMemo",
+                &format!("hs-cm-{}", t.id),
+                customer,
+                t,
+                amount,
+                local_date(t),
+            )
+            .await;
+            cash_back.push(json!({"account": {"id": "5"}, "amount": dec(amount), "memo": format!("Refund {}", t.id)}));
+        }
+    }
+    let usd = |m: i64| Money::from_minor_str(&m.to_string(), "USD").unwrap();
+    cash_back.push(json!({"account": {"id": "3"}, "amount": dec(usd(dep.fees_amount)), "memo": "Merchant fees"}));
+    if dep.chargebacks_amount > 0 {
+        cash_back.push(json!({"account": {"id": "4"}, "amount": dec(usd(dep.chargebacks_amount)), "memo": "Chargebacks"}));
+    }
+    ns.upsert(
+        "deposit",
+        &format!("hs-dep-{}", dep.id),
+        &json!({"tranDate": dep.date, "currency": {"id": "1"}, "account": {"id": "2"}, "payment": {"items": payments}, "cashBack": {"items": cash_back}}),
+    )
+    .await
+    .unwrap();
+    let r = recon_cmd::run_report(gp, ns, store, rules, &Scope::Deposit(dep.id.clone()))
+        .await
+        .unwrap();
+    let d = &r.deposits[0];
+    assert_eq!(d.status, Status::Matched, "{}", d.reason);
+    assert_eq!(
+        d.netsuite_kind,
+        Some(heartsuite_recon::NsDepositKind::Deposit)
+    );
+    assert_eq!(
+        (d.heartland_net, d.netsuite_net),
+        (usd(dep.net_amount), Some(usd(dep.net_amount)))
+    );
+    assert_eq!(
+        d.netsuite_gross,
+        Some(usd(dep.sales_amount - dep.refunds_amount))
+    );
+    assert_eq!(d.netsuite_fees, Some(usd(dep.fees_amount)));
+    assert_eq!(d.netsuite_chargebacks, Some(usd(dep.chargebacks_amount)));
+    assert!(
+        d.lines_missing.is_empty() && d.lines_extra.is_empty(),
+        "{d:?}"
+    );
+    assert_eq!(r.count(Status::Matched), txns.len() as u64);
+    assert_eq!(r.exceptions().count(), 0);
 }

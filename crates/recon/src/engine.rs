@@ -400,6 +400,14 @@ fn deposit_items(
         .filter(|i| i.status != Status::MissingInNetsuite)
         .filter_map(|i| Some((i.heartland_id.as_deref()?, i.netsuite_ids.as_slice())))
         .collect();
+    // Refunds are credit memos, which a deposit cannot carry on a payment line (they come out
+    // of it as cash-back lines, checked through the gross); only sales are looked for.
+    let refunds: BTreeSet<&str> = input
+        .heartland
+        .iter()
+        .filter(|t| t.direction == Direction::Refund)
+        .map(|t| t.id.as_str())
+        .collect();
     let mut taken = vec![false; input.netsuite_deposits.len()];
     for d in &input.heartland_deposits {
         let eids = rules.deposit_external_ids_for(&d.id);
@@ -481,7 +489,11 @@ fn deposit_items(
                     let on_deposit: BTreeSet<&str> =
                         n.payment_ids.iter().map(String::as_str).collect();
                     let mut expected = BTreeSet::new();
-                    for trn in &d.transactions {
+                    for trn in d
+                        .transactions
+                        .iter()
+                        .filter(|t| !refunds.contains(t.as_str()))
+                    {
                         match posted.get(trn.as_str()) {
                             Some(ids) if ids.iter().any(|i| on_deposit.contains(i.as_str())) => {
                                 expected.extend(ids.iter().map(String::as_str));

@@ -5,7 +5,9 @@
 //! SuiteQL stays within columns real NetSuite has on `transaction` (`id`, `tranid`, `type`,
 //! `trandate`, `externalid`, `foreigntotal`, `currency`, `memo`, `otherrefnum`, `paymentmethod`)
 //! and `transactionline` (`transaction`, `mainline`, `account`, `createdfrom`, `foreignamount`,
-//! `debitforeignamount`, `creditforeignamount`).
+//! `debitforeignamount`, `creditforeignamount`). A NetSuite deposit record is also read whole
+//! through REST (`deposit/{id}?expandSubResources=true`): its cash-back lines (fees, chargebacks,
+//! refunds) are what splits the gross from the net.
 
 use crate::model::*;
 use heartsuite_core::Money;
@@ -386,43 +388,103 @@ impl Fetcher<'_> {
                     .map_err(|e| data(&rec, "lines", e.to_string()))
             };
             let ls = lines.get(id).map(Vec::as_slice).unwrap_or_default();
-            let is_cb = |row: &Map<String, Value>| {
-                text(row, "account").is_some_and(|a| self.opts.chargeback_accounts.contains(&a))
-            };
             let date = parse_date(&rec, "trandate", &text(h, "trandate").unwrap_or_default())?;
             let dep = match text(h, "type").as_deref() {
                 Some("Deposit") => {
-                    let net = m("foreigntotal", text(h, "foreigntotal"))?;
+                    // The record itself, for its sublists: payment lines are the payments it
+                    // moves out of Undeposited Funds, cash-back lines the fees, chargebacks and
+                    // refunds taken out of it, "other" lines the reversals added back.
+                    let body: Value = self.ns.get("deposit", id, true).await?;
+                    let items = |list: &str| {
+                        body.get(list)
+                            .and_then(|l| l.get("items"))
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    let line_amount = |l: &Value, field: &str| -> Result<Money, FetchError> {
+                        let v = match l.get(field) {
+                            Some(Value::String(s)) => Some(s.clone()),
+                            Some(Value::Number(n)) => Some(n.to_string()),
+                            _ => None,
+                        };
+                        m(field, v)
+                    };
+                    let suiteql_amount: BTreeMap<String, Option<String>> = ls
+                        .iter()
+                        .filter_map(|l| Some((text(l, "createdfrom")?, text(l, "foreignamount"))))
+                        .collect();
                     let mut pays = Vec::new();
                     let mut payment_ids = Vec::new();
-                    let mut cbs = Vec::new();
-                    for l in ls {
-                        let amt = m("foreignamount", text(l, "foreignamount"))?;
-                        match text(l, "createdfrom") {
-                            Some(p) => {
-                                payment_ids.push(p);
-                                pays.push(amt);
-                            }
-                            None if is_cb(l) => cbs.push(amt),
-                            None => {}
+                    for l in items("payment") {
+                        if l.get("deposit").and_then(Value::as_bool) == Some(false) {
+                            continue;
+                        }
+                        let Some(pid) = l
+                            .get("doc")
+                            .and_then(|d| d.get("id"))
+                            .or_else(|| l.get("id"))
+                            .and_then(|v| {
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+                            })
+                        else {
+                            return Err(data(
+                                &rec,
+                                "payment.items[].doc.id",
+                                "a payment line names no payment",
+                            ));
+                        };
+                        let amt = if l.get("paymentAmount").is_some() {
+                            line_amount(&l, "paymentAmount")?
+                        } else {
+                            m("foreignamount", suiteql_amount.get(&pid).cloned().flatten())?
+                        };
+                        pays.push(amt);
+                        payment_ids.push(pid);
+                    }
+                    let (mut fees, mut cbs, mut refunds) = (Vec::new(), Vec::new(), Vec::new());
+                    for l in items("cashBack") {
+                        let acct = l
+                            .get("account")
+                            .and_then(|a| a.get("id"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
+                        let amt = line_amount(&l, "amount")?;
+                        let has = |list: &[String]| acct.as_ref().is_some_and(|a| list.contains(a));
+                        if has(&self.opts.chargeback_accounts) {
+                            cbs.push(amt);
+                        } else if has(&self.opts.refund_accounts) {
+                            refunds.push(amt);
+                        } else {
+                            fees.push(amt);
                         }
                     }
-                    let gross = sum(&pays)?;
-                    let chargebacks = sum(&cbs)?;
-                    // Fees are what is neither net nor chargeback: cash-back lines may not all be
-                    // readable, but the three must add up to the gross.
-                    let fees = gross
-                        .checked_sub(net)
-                        .and_then(|x| x.checked_sub(chargebacks))
-                        .map_err(|e| data(&rec, "fees", e.to_string()))?;
+                    let mut chargebacks = sum(&cbs)?;
+                    for l in items("other") {
+                        let acct = l
+                            .get("account")
+                            .and_then(|a| a.get("id"))
+                            .and_then(Value::as_str);
+                        if acct
+                            .is_some_and(|a| self.opts.chargeback_accounts.iter().any(|c| c == a))
+                        {
+                            chargebacks = chargebacks
+                                .checked_sub(line_amount(&l, "amount")?)
+                                .map_err(|e| data(&rec, "other", e.to_string()))?;
+                        }
+                    }
                     NetSuiteDeposit {
                         id: id.clone(),
                         kind: NsDepositKind::Deposit,
                         external_id: eid,
                         date,
-                        net,
-                        gross,
-                        fees,
+                        net: m("foreigntotal", text(h, "foreigntotal"))?,
+                        gross: sum(&pays)?
+                            .checked_sub(sum(&refunds)?)
+                            .map_err(|e| data(&rec, "refunds", e.to_string()))?,
+                        fees: sum(&fees)?,
                         chargebacks,
                         payment_ids,
                     }
