@@ -1,7 +1,7 @@
 //! Order-to-cash end to end (issue #6, flow 5), with both sandboxes and the real engine:
 //! a signed web-store order → NetSuite customer + GP-API authorization + sales order; each
-//! NetSuite item fulfilment (the sandbox's user-event emulation, `record: null` semantics: the
-//! engine reads it back) → GP-API capture of what shipped + invoice + customer payment.
+//! NetSuite item fulfilment (its event posted as the user-event script does, `record: null`, so
+//! the engine must read it back) → GP-API capture of what shipped + invoice + customer payment.
 //! Amounts are checked to the cent in NetSuite and in GP-API; redeliveries create nothing.
 
 mod common;
