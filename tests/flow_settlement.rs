@@ -109,7 +109,7 @@ async fn start(mode: &str, seed: u64) -> Env {
         .generate_day(&DayOptions {
             seed,
             tickets: 14,
-            web_orders: 0,
+            web_orders: 4,
             include_cad: false,
             decline_per_mille: 0,
             return_per_mille: 250,
@@ -185,7 +185,8 @@ async fn start(mode: &str, seed: u64) -> Env {
     .unwrap();
     // What the other flows need in NetSuite: the customer the card payments belong to, and the
     // refund item stand-alone credit memos are written on (the first item: id 501).
-    nsc.upsert("customer", &format!("hs-cust-{CUSTOMER}"), &json!({"companyName": "Settlement Test Co", "subsidiary": {"id": "1"}})).await.unwrap();
+    let customer =
+        nsc.upsert("customer", &format!("hs-cust-{CUSTOMER}"), &json!({"companyName": "Settlement Test Co", "subsidiary": {"id": "1"}})).await.unwrap();
     let item = nsc.upsert("inventoryItem", "hs-refund-item", &json!({"itemId": "REFUND", "displayName": "Customer refund"})).await.unwrap();
     assert_eq!(item, "501");
 
@@ -199,6 +200,15 @@ async fn start(mode: &str, seed: u64) -> Env {
     for t in deposits.iter().flat_map(|d| &d.transactions) {
         let amount = t.amount.expect("settled transactions have amounts");
         let card = t.payment_method.as_ref().and_then(|p| p.card.clone()).unwrap_or_default();
+        if let Some(ticket) = pos_ticket(t) {
+            // A POS card sale is the POS flow's cash sale hs-sale-<ticket> (in Undeposited Funds);
+            // made here directly, on the refund item, for the settled amount.
+            let rate = dec(amount.minor, heartsuite_core::money::exponent_of(amount.currency)).to_string();
+            let body = json!({"entity": {"id": customer}, "undepFunds": true, "memo": format!("POS ticket {ticket}"),
+                              "item": {"items": [{"item": {"id": item}, "quantity": 1, "rate": rate}]}});
+            env.nsc.upsert("cashSale", &format!("hs-sale-{ticket}"), &body).await.unwrap();
+            continue;
+        }
         let body = json!({
             "id": t.id,
             "time_created": t.time_created,
@@ -224,6 +234,11 @@ async fn start(mode: &str, seed: u64) -> Env {
     env
 }
 
+/// The Retail ticket of a POS card sale: GP-API's reference is `POS-<ticket id>`.
+fn pos_ticket(t: &heartsuite_heartland::gpapi::Transaction) -> Option<&str> {
+    t.reference.as_deref().and_then(|r| r.strip_prefix("POS-")).filter(|_| t.kind == Some(TransactionType::Sale))
+}
+
 /// The funded deposits as GP-API reports them (read directly, not through the engine).
 async fn funded(env: &Env) -> Vec<DepositWithTransactions> {
     let (deposits, _) = heartsuite_heartland::poll_funded_deposits(&env.gp, None).await.unwrap();
@@ -246,20 +261,25 @@ struct Expected {
     /// the brand with the most sales.
     fees: BTreeMap<String, i64>,
     fee_total: i64,
-    sale_ids: Vec<String>,
+    /// The NetSuite record each sale is in Undeposited Funds as, in the deposit's line order
+    /// (customer payments, then POS cash sales): (record type, external id, settled minor units).
+    sale_docs: Vec<(&'static str, String, i64)>,
 }
 
 fn expected(d: &DepositWithTransactions) -> Expected {
     let places = heartsuite_core::money::exponent_of(d.deposit.amount.currency);
     let mut by_brand: BTreeMap<String, i64> = BTreeMap::new();
-    let (mut refunds, mut sale_ids) = (Vec::new(), Vec::new());
+    let (mut refunds, mut payments, mut cash_sales) = (Vec::new(), Vec::new(), Vec::new());
     for t in &d.transactions {
         let minor = t.amount.expect("amount").minor;
         match t.kind {
             Some(TransactionType::Sale) => {
                 let brand = t.payment_method.as_ref().and_then(|p| p.card.as_ref()).and_then(|c| c.brand.clone()).unwrap_or_default();
                 *by_brand.entry(brand.to_uppercase()).or_default() += minor;
-                sale_ids.push(t.id.clone());
+                match pos_ticket(t) {
+                    Some(ticket) => cash_sales.push(("cashSale", format!("hs-sale-{ticket}"), minor)),
+                    None => payments.push(("customerPayment", format!("hs-pay-{}", t.id), minor)),
+                }
             }
             Some(TransactionType::Refund) => refunds.push((t.id.clone(), minor.abs())),
             _ => {}
@@ -280,12 +300,12 @@ fn expected(d: &DepositWithTransactions) -> Expected {
         places,
         net: d.deposit.amount.minor,
         sales,
-        sales_count: sale_ids.len(),
+        sales_count: payments.len() + cash_sales.len(),
         refunds,
         chargebacks: d.deposit.chargebacks.map(|c| c.amount.minor).unwrap_or(0),
         fees,
         fee_total,
-        sale_ids,
+        sale_docs: payments.into_iter().chain(cash_sales).collect(),
     }
 }
 
@@ -420,6 +440,7 @@ async fn deposit_mode_deposits_the_very_payments_with_fee_chargeback_and_refund_
     assert_eq!(env.poll().await, deposits.len());
     env.settle().await;
     assert_eq!(env.netsuite_count("Deposit").await, deposits.len(), "one NetSuite deposit per Heartland deposit");
+    let mut kinds = std::collections::BTreeSet::new();
 
     for d in &deposits {
         let x = expected(d);
@@ -431,21 +452,21 @@ async fn deposit_mode_deposits_the_very_payments_with_fee_chargeback_and_refund_
         // The bank statement line and the NetSuite deposit agree to the cent.
         assert_eq!(amount(&dep["total"]), dec(x.net, p), "{dep}");
 
-        // Payment lines: exactly the customer payments hs-pay-<TRN> of the deposit's sales, each
-        // for the amount GP-API settled.
+        // Payment lines: exactly the customer payments hs-pay-<TRN> and POS cash sales
+        // hs-sale-<ticket> of the deposit's sales, each for the amount GP-API settled, now deposited.
         let pay = lines(&dep, "payment");
-        assert_eq!(pay.len(), x.sale_ids.len());
-        for (line, trn) in pay.iter().zip(&x.sale_ids) {
-            let payment: Value = env.nsc.get("customerPayment", &format!("eid:hs-pay-{trn}"), false).await.unwrap();
-            let doc = line["doc"]["id"].as_str().or(line["doc"].as_str()).map(str::to_string).unwrap_or_else(|| line["doc"].to_string());
-            assert_eq!(json!(doc), payment["id"], "line {line} is the payment of {trn}");
-            let settled = d.transactions.iter().find(|t| &t.id == trn).and_then(|t| t.amount).unwrap().minor;
-            assert_eq!(amount(&line["paymentAmount"]), dec(settled, p), "{trn}");
+        assert_eq!(pay.len(), x.sale_docs.len());
+        kinds.extend(x.sale_docs.iter().map(|d| d.0));
+        for (line, (rtype, eid, settled)) in pay.iter().zip(&x.sale_docs) {
+            let doc: Value = env.nsc.get(rtype, &format!("eid:{eid}"), false).await.unwrap();
+            let line_doc = line["doc"]["id"].as_str().or(line["doc"].as_str()).map(str::to_string).unwrap_or_else(|| line["doc"].to_string());
+            assert_eq!(json!(line_doc), doc["id"], "line {line} is {eid}");
+            assert_eq!(amount(&line["paymentAmount"]), dec(*settled, p), "{eid}");
             assert_eq!(line["deposit"], json!(true));
             assert_eq!(
-                payment["status"]["refName"].as_str().or(payment["status"].as_str()).map(|s| s.contains("Deposited") && !s.contains("Not")),
+                doc["status"]["refName"].as_str().or(doc["status"].as_str()).map(|s| s.contains("Deposited") && !s.contains("Not")),
                 Some(true),
-                "{payment}"
+                "{doc}"
             );
         }
 
@@ -468,6 +489,8 @@ async fn deposit_mode_deposits_the_very_payments_with_fee_chargeback_and_refund_
         assert_eq!(got, want, "cash-back lines of {}", d.deposit.id);
         assert!(lines(&dep, "other").is_empty(), "no reversal or variance: {dep}");
     }
+
+    assert_eq!(kinds.len(), 2, "the deposits hold both customer payments and POS cash sales (seed choice): {kinds:?}");
 
     // Nothing new on a second poll or after a lost cursor.
     assert_eq!(env.poll().await, 0);

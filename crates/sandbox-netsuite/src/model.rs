@@ -87,7 +87,8 @@ const JE_LINE: Fields = &[
     ("line", Int),
 ];
 const DEPOSIT_PAYMENT_LINE: Fields = &[
-    ("doc", Ref(CustomerPayment)),
+    // A payment or a cash sale in Undeposited Funds (checked when the deposit is saved).
+    ("doc", TranRef),
     ("deposit", Bool),
     ("paymentAmount", Dec),
     ("paymentMethod", Ref(PaymentMethod)),
