@@ -680,6 +680,25 @@ async fn run(w: &World, summary: &heartland::DaySummary, ns_cfg: NetSuiteConfig)
             .unwrap()
             .contains("missing_in_heartland")
     );
+    // What `serve` runs at recon.daily_at: the date's report as HTML and JSON, and an audit entry.
+    let daily_dir = app.dir.join("daily");
+    let daily = recon_cmd::daily_once(gp, ns, &store, &rules, clock.as_ref(), &daily_dir, biz_date)
+        .await
+        .unwrap();
+    assert_eq!(
+        daily.count(Status::MissingInHeartland),
+        1,
+        "the orphan payment"
+    );
+    let daily_html =
+        std::fs::read_to_string(daily_dir.join(format!("recon-{biz_date}.html"))).unwrap();
+    assert!(daily_html.contains(&format!("netsuite:{orphan}")));
+    assert!(daily_dir.join(format!("recon-{biz_date}.json")).exists());
+    let last = store.audit_entries(0, 10_000).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (last.entry.action.as_str(), last.entry.actor.as_str()),
+        ("recon.run", "engine:recon-daily")
+    );
     detailed_deposit(w, &dep.id, &customer, &store, &rules).await;
     app.stop().await;
 }
