@@ -14,6 +14,7 @@ pub mod connectors;
 pub mod pollers;
 pub mod recon_cmd;
 pub mod sandbox_cmd;
+pub mod scheduler;
 pub mod server;
 pub mod customer_match;
 pub mod sources;

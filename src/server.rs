@@ -29,6 +29,10 @@ use tokio_util::sync::CancellationToken;
 /// Which flows an event kind triggers.
 pub trait FlowRouter: Send + Sync + 'static {
     fn flows_for(&self, kind: &str, payload: &Value) -> Vec<String>;
+    /// Flows with a `[trigger] schedule`, which `start` hands to the scheduler.
+    fn schedules(&self) -> Vec<(String, heartsuite_flows::schedule::Schedule)> {
+        Vec::new()
+    }
 }
 
 #[derive(Clone)]
@@ -280,6 +284,7 @@ pub struct Running {
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
     worker: Option<tokio::task::JoinHandle<()>>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -289,6 +294,9 @@ impl Running {
         let _ = self.server.await;
         if let Some(w) = self.worker {
             let _ = w.await;
+        }
+        if let Some(s) = self.scheduler {
+            let _ = s.await;
         }
     }
 
@@ -301,6 +309,9 @@ impl Running {
         let _ = self.server.await;
         if let Some(w) = self.worker {
             let _ = w.await;
+        }
+        if let Some(s) = self.scheduler {
+            let _ = s.await;
         }
     }
 }
@@ -315,7 +326,7 @@ pub async fn start(listener: TcpListener, opts: StartOptions) -> std::io::Result
         clock: opts.clock.clone(),
         sources: Arc::new(opts.sources.into_iter().map(|s| (s.name.clone(), s)).collect()),
         writer,
-        router: opts.router,
+        router: opts.router.clone(),
         breakers: opts.breakers.clone(),
         admin_token: opts.admin_token,
         max_body: opts.max_body,
@@ -342,5 +353,15 @@ pub async fn start(listener: TcpListener, opts: StartOptions) -> std::io::Result
         let token = shutdown.clone();
         tokio::spawn(async move { w.run(token).await })
     });
-    Ok(Running { addr, store: opts.store, breakers: opts.breakers, alerts: opts.alerts, shutdown, server, worker })
+    // Scheduled slots go into the inbox like webhooks; every node may run this (the inbox key
+    // makes a slot fire once).
+    let scheduler = crate::scheduler::spawn(
+        opts.router.schedules(),
+        opts.store.clone(),
+        opts.router,
+        opts.clock.clone(),
+        crate::scheduler::TICK,
+        shutdown.clone(),
+    );
+    Ok(Running { addr, store: opts.store, breakers: opts.breakers, alerts: opts.alerts, shutdown, server, worker, scheduler })
 }

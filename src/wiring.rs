@@ -28,6 +28,9 @@ impl FlowRouter for FlowEngine {
     fn flows_for(&self, kind: &str, payload: &Value) -> Vec<String> {
         self.flows.flows_for(kind, payload).into_iter().map(|f| f.name().to_string()).collect()
     }
+    fn schedules(&self) -> Vec<(String, heartsuite_flows::schedule::Schedule)> {
+        self.flows.flows().iter().filter_map(|f| Some((f.name().to_string(), f.schedule()?.clone()))).collect()
+    }
 }
 
 #[async_trait]

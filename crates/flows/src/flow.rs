@@ -44,6 +44,8 @@ pub struct Trigger {
     /// A schedule for flows that run on time rather than on events (cron syntax, interpreted
     /// by the engine's scheduler).
     pub schedule: Option<String>,
+    /// `schedule`, parsed and checked at load.
+    pub(crate) cron: Option<crate::schedule::Schedule>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +260,10 @@ impl Flow {
     }
     pub fn trigger(&self) -> &Trigger {
         &self.trigger
+    }
+    /// The parsed `[trigger] schedule`, for the engine's scheduler.
+    pub fn schedule(&self) -> Option<&crate::schedule::Schedule> {
+        self.trigger.cron.as_ref()
     }
     pub fn retry_policy(&self) -> Option<&RetryOverrides> {
         self.retry.as_ref()
@@ -887,6 +893,22 @@ impl<'s> Loader<'s> {
             }
         }
         let schedule = self.str_(t, "schedule", false, &span);
+        let cron = match (&schedule, t.get("schedule")) {
+            (Some(src), Some(v)) => match crate::schedule::Schedule::parse(src) {
+                Ok(c) => Some(c),
+                Err(m) => {
+                    self.err(
+                        v.span(),
+                        Some("trigger.schedule"),
+                        format!("`{src}` is not a cron expression: {m}"),
+                        Some("five fields `minute hour day-of-month month day-of-week` (e.g. \"0 2 * * *\" = 02:00 UTC daily), an optional leading seconds field, or @hourly/@daily/@weekly/@monthly".into()),
+                        None,
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
         if events.is_empty() && schedule.is_none() {
             self.err(
                 span.clone(),
@@ -906,6 +928,7 @@ impl<'s> Loader<'s> {
             events,
             filter,
             schedule,
+            cron,
         })
     }
 

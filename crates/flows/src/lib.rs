@@ -16,6 +16,7 @@ pub mod expr;
 pub mod flow;
 pub mod normalize;
 pub mod run;
+pub mod schedule;
 pub mod set;
 pub mod validate;
 

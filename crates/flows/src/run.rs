@@ -305,6 +305,12 @@ impl Flow {
     /// Does this flow take events of `kind` with this payload? Errors in the filter are returned
     /// so the engine can dead-letter rather than silently drop the event.
     pub fn matches(&self, kind: &str, payload: &J) -> Result<bool, Failure> {
+        // `schedule.<flow>` is the scheduler's event for exactly one flow: no pattern (`*`,
+        // `schedule.*`) of another flow takes it, and the filter (about event payloads) is not
+        // asked.
+        if let Some(flow) = kind.strip_prefix(crate::schedule::EVENT_PREFIX) {
+            return Ok(flow == self.name && self.trigger.cron.is_some());
+        }
         let kind_ok = self
             .trigger
             .events
