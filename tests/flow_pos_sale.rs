@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::engine::{sandbox_netsuite_client, start_engine};
-use heartsuite::config::{Config, NetSuiteConfig, RetailConfig, SourceConfig, SourceKind};
+use common::engine::{retail_to_netsuite_config, sandbox_netsuite_client, start_engine};
 use heartsuite_netsuite::NetSuiteClient;
 use heartsuite_sandbox::heartland;
 use heartsuite_store::{DynStore, JobState};
@@ -185,24 +184,22 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
     // Chicago -> NetSuite Main Store (1), Austin -> Outlet (3), the wholesale counter invoices
     // from the Warehouse (2).
     let (main, outlet, wholesale) = (stores[0], stores[1], stores[4]);
-    let tee = retail
-        .create(
-            "/items",
-            json!({"public_id": "TEE-BLK-M", "description": "Black tee M", "price": 20.00}),
-        )
-        .await;
-    let mug = retail
-        .create(
-            "/items",
-            json!({"public_id": "MUG-01", "description": "Mug", "price": 12.50}),
-        )
-        .await;
-    let cap = retail
-        .create(
-            "/items",
-            json!({"public_id": "CAP-O'NEIL", "description": "O'Neil cap", "price": 8.00}),
-        )
-        .await;
+    let mut retail_items = Vec::new();
+    for (sku, description, price) in [
+        ("TEE-BLK-M", "Black tee M", 20.00),
+        ("MUG-01", "Mug", 12.50),
+        ("CAP-O'NEIL", "O'Neil cap", 8.00),
+    ] {
+        retail_items.push(
+            retail
+                .create(
+                    "/items",
+                    json!({"public_id": sku, "description": description, "price": price}),
+                )
+                .await,
+        );
+    }
+    let (tee, mug, cap) = (retail_items[0], retail_items[1], retail_items[2]);
     let dana = retail
         .create(
             "/customers",
@@ -216,33 +213,7 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
         .unwrap();
 
     // The engine, with the built-in flows from the repository.
-    let dir = std::env::temp_dir().join(format!(
-        "hs-pos-{}-{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let mut cfg = Config::default();
-    cfg.server.data_dir = dir.clone();
-    cfg.flows.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/flows").into();
-    cfg.sources.insert(
-        "retail".into(),
-        SourceConfig {
-            kind: SourceKind::Retail,
-            secrets: vec![],
-            app_key: None,
-            token: Some(HOOK_TOKEN.into()),
-            tolerance_secs: 300,
-        },
-    );
-    cfg.retail = Some(RetailConfig {
-        base_url: hl.retail_url(),
-        token: RETAIL_TOKEN.into(),
-    });
-    cfg.netsuite = Some(NetSuiteConfig {
-        concurrency: 5,
-        timeout_secs: 10,
-        ..NetSuiteConfig::sandbox(nss.base_url())
-    });
+    let cfg = retail_to_netsuite_config(HOOK_TOKEN, hl.retail_url(), nss.base_url());
     let engine = start_engine(&cfg).await;
     let (running, store) = (engine.running, engine.store);
     let hook = format!("http://{}/hooks/retail/{HOOK_TOKEN}", running.addr);
@@ -382,7 +353,11 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
     assert_eq!(refund["entity"]["id"], json!(dana_ns));
     assert_eq!(refund["location"]["id"], json!("1"));
     assert_eq!(refund["paymentMethod"]["id"], json!("5"));
-    assert_eq!(refund["account"]["id"], json!("1"), "paid out of Undeposited Funds");
+    assert_eq!(
+        refund["account"]["id"],
+        json!("1"),
+        "paid out of Undeposited Funds"
+    );
     assert_eq!(refund["total"], json!(20.57), "{refund}");
     assert_eq!(
         (
@@ -543,5 +518,5 @@ async fn pos_tickets_become_cash_sales_invoice_and_cash_refund_once() {
     running.shutdown().await;
     nss.shutdown().await;
     hl.shutdown().await;
-    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(&cfg.server.data_dir);
 }

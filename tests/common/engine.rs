@@ -1,7 +1,9 @@
 //! The whole engine as `heartsuite serve` assembles it (built-in flows, connectors, sources,
 //! worker) from a `Config`, on a random port, for end-to-end tests against the sandboxes.
 
-use heartsuite::config::{Config, SecretResolver};
+use heartsuite::config::{
+    Config, NetSuiteConfig, RetailConfig, SecretResolver, SourceConfig, SourceKind,
+};
 use heartsuite::server::{self, Running, StartOptions};
 use heartsuite_core::{Clock, Secret, SystemClock};
 use heartsuite_engine::alerts::Alerts;
@@ -14,6 +16,39 @@ pub struct Engine {
     pub running: Running,
     pub store: DynStore,
     pub alerts: Arc<Alerts>,
+}
+
+/// The built-in flows, Retail webhooks at `/hooks/retail/<hook_token>` fetched back from the
+/// Retail sandbox, and the NetSuite sandbox as the write target; data in a fresh directory.
+pub fn retail_to_netsuite_config(
+    hook_token: &str,
+    retail_url: String,
+    netsuite_url: String,
+) -> Config {
+    let mut cfg = Config::default();
+    cfg.server.data_dir = super::fresh_dir();
+    cfg.flows.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/flows").into();
+    cfg.sources.insert(
+        "retail".into(),
+        SourceConfig {
+            kind: SourceKind::Retail,
+            secrets: vec![],
+            app_key: None,
+            token: Some(hook_token.into()),
+            tolerance_secs: 300,
+        },
+    );
+    // The Heartland sandbox's fixed Retail API token.
+    cfg.retail = Some(RetailConfig {
+        base_url: retail_url,
+        token: "sandbox-retail-token".into(),
+    });
+    cfg.netsuite = Some(NetSuiteConfig {
+        concurrency: 5,
+        timeout_secs: 10,
+        ..NetSuiteConfig::sandbox(netsuite_url)
+    });
+    cfg
 }
 
 pub async fn start_engine(cfg: &Config) -> Engine {
