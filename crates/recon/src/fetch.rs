@@ -205,10 +205,14 @@ fn quote_list(items: &[String]) -> String {
         .join(", ")
 }
 
-/// The fixed part of each external id template before the first placeholder (`hs-pay-`).
+/// The fixed part of each `{id}` template before the placeholder (`hs-pay-`). `{reference}`
+/// templates are left out: a POS ticket's cash sale may have been paid in cash, with no
+/// Heartland transaction at all, so `hs-sale-` does not mark a record as ours (a card-paid one
+/// is found by its card payment method).
 fn prefixes(templates: &[String]) -> Vec<String> {
     templates
         .iter()
+        .filter(|t| !t.contains("{reference}"))
         .filter_map(|t| t.split('{').next())
         .filter(|p| safe_literal(p))
         .map(str::to_string)

@@ -168,8 +168,11 @@ pub struct Rules {
     /// and how far around an item the amount/date/auth key looks.
     pub date_window_days: i64,
     /// External ids a sale may have been posted under; `{id}` = TRN id, `{reference}` = the
-    /// merchant reference (ticket id).
+    /// merchant reference without `pos_reference_prefix` (the POS ticket id).
     pub sale_external_ids: Vec<String>,
+    /// A POS card sale's GP-API reference is this prefix + the Retail ticket id (the settlement
+    /// flow's `pos_reference_prefix`); a `{reference}` template applies only to such sales.
+    pub pos_reference_prefix: String,
     pub refund_external_ids: Vec<String>,
     pub deposit_external_ids: Vec<String>,
     /// The amount/date/auth key requires the authorization code to appear on the NetSuite side.
@@ -210,7 +213,8 @@ impl Default for Rules {
             amount_tolerance_minor: 0,
             date_window_days: 1,
             sale_external_ids: vec!["hs-pay-{id}".into(), "hs-sale-{reference}".into()],
-            refund_external_ids: vec!["hs-cm-{id}".into()],
+            pos_reference_prefix: "POS-".into(),
+            refund_external_ids: vec!["hs-cm-{id}".into(), "hs-ret-{reference}".into()],
             deposit_external_ids: vec!["hs-dep-{id}".into()],
             require_authcode: true,
             daily_at: None,
@@ -240,7 +244,8 @@ impl Default for Rules {
 }
 
 impl Rules {
-    /// Expands templates; a `{reference}` template is skipped when the item has no reference.
+    /// Expands templates; a `{reference}` template is skipped unless the item's reference is a
+    /// POS ticket (`pos_reference_prefix` + ticket id).
     pub fn external_ids_for(&self, t: &HeartlandTxn) -> Vec<String> {
         let templates = match t.direction {
             Direction::Sale => &self.sale_external_ids,
@@ -250,7 +255,11 @@ impl Rules {
             .iter()
             .filter_map(|tpl| {
                 if tpl.contains("{reference}") {
-                    let r = t.reference.as_deref().filter(|r| !r.is_empty())?;
+                    let r = t
+                        .reference
+                        .as_deref()?
+                        .strip_prefix(self.pos_reference_prefix.as_str())
+                        .filter(|r| !r.is_empty())?;
                     Some(tpl.replace("{reference}", r).replace("{id}", &t.id))
                 } else {
                     Some(tpl.replace("{id}", &t.id))

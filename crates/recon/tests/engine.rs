@@ -372,13 +372,21 @@ fn ambiguous_amount_matches_are_not_guessed() {
 }
 
 #[test]
-fn the_reference_template_finds_a_cash_sale() {
+fn the_reference_template_finds_a_pos_cash_sale() {
+    // A POS card sale: GP-API reference POS-<ticket>, NetSuite cash sale hs-sale-<ticket>.
     let mut t = hl("TRN_1", 4200, D);
-    t.reference = Some("T-88".into());
-    let mut cs = ns("901", Some("hs-sale-T-88"), 4200, D);
+    t.reference = Some("POS-88".into());
+    let mut cs = ns("901", Some("hs-sale-88"), 4200, D);
     cs.kind = NsKind::CashSale;
-    let r = run(&Rules::default(), &input(vec![t], vec![cs]));
+    let r = run(&Rules::default(), &input(vec![t.clone()], vec![cs.clone()]));
     assert_eq!(status(&r, "txn:TRN_1"), Status::Matched);
+    assert_eq!(
+        Rules::default().external_ids_for(&t),
+        vec!["hs-pay-TRN_1", "hs-sale-88"]
+    );
+    // A reference that is not a POS ticket (a web order) names no cash sale.
+    t.reference = Some("web-88".into());
+    assert_eq!(Rules::default().external_ids_for(&t), vec!["hs-pay-TRN_1"]);
 }
 
 fn hl_deposit(txns: &[&str]) -> HeartlandDeposit {
