@@ -26,7 +26,8 @@ const UNDEPOSITED: &str = "1";
 const BANK: &str = "2";
 const FEES: &str = "3";
 const CHARGEBACKS: &str = "4";
-const REFUNDS: &str = "5";
+/// The flow's default refunds account: Undeposited Funds, which POS returns are refunded out of.
+const REFUNDS: &str = "1";
 
 struct Env {
     hl: heartland::SandboxHandle,
