@@ -94,7 +94,9 @@ impl Sandboxes {
         cfg.server.listen = self.engine.to_string();
         cfg.server.data_dir = data_dir.to_path_buf();
         cfg.server.database_url = database_url.to_string();
-        cfg.engine.workers = (concurrency as usize).max(4);
+        // Twice the NetSuite permits: while some workers wait on NetSuite, others fetch from
+        // Retail and map, so the permits stay busy (the governor still bounds NetSuite).
+        cfg.engine.workers = (concurrency as usize * 2).max(4);
         let src = |kind, secrets: Vec<&str>, app_key: Option<&str>, token: Option<&str>| SourceConfig {
             kind,
             secrets: secrets.into_iter().map(String::from).collect(),
