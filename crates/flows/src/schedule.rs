@@ -166,46 +166,68 @@ mod tests {
 
     #[test]
     fn slots_of_common_expressions() {
-        let every5 = Schedule::parse("*/5 * * * *").expect("parse");
-        // A slot is the latest match at or before now; exactly on a slot is that slot.
-        assert_eq!(
-            show(every5.latest_at_or_before(at("2026-03-14T10:07:59.9Z"))),
-            "2026-03-14T10:05:00Z"
-        );
-        assert_eq!(
-            show(every5.latest_at_or_before(at("2026-03-14T10:05:00Z"))),
-            "2026-03-14T10:05:00Z"
-        );
-        assert_eq!(
-            show(every5.next_after(at("2026-03-14T10:05:00Z"))),
-            "2026-03-14T10:10:00Z"
-        );
-        // Across midnight and a month end.
-        let nightly = Schedule::parse("0 2 * * *").expect("parse");
-        assert_eq!(
-            show(nightly.latest_at_or_before(at("2026-03-01T01:59:59Z"))),
-            "2026-02-28T02:00:00Z"
-        );
-        assert_eq!(
-            show(nightly.next_after(at("2026-02-28T02:00:00Z"))),
-            "2026-03-01T02:00:00Z"
-        );
-        // Weekdays only (Friday evening -> Monday), seconds field, and an alias.
-        let weekdays = Schedule::parse("30 6 * * MON-FRI").expect("parse");
-        assert_eq!(
-            show(weekdays.next_after(at("2026-03-13T07:00:00Z"))),
-            "2026-03-16T06:30:00Z"
-        );
-        let secs = Schedule::parse("15 * * * * *").expect("parse");
-        assert_eq!(
-            show(secs.next_after(at("2026-03-14T10:00:15Z"))),
-            "2026-03-14T10:01:15Z"
-        );
-        let daily = Schedule::parse("@daily").expect("parse");
-        assert_eq!(
-            show(daily.latest_at_or_before(at("2026-03-14T10:00:00Z"))),
-            "2026-03-14T00:00:00Z"
-        );
+        // (expression, latest slot at or before / next slot after, at, expected slot)
+        let cases = [
+            // A slot is the latest match at or before now; exactly on a slot is that slot.
+            (
+                "*/5 * * * *",
+                "latest",
+                "2026-03-14T10:07:59.9Z",
+                "2026-03-14T10:05:00Z",
+            ),
+            (
+                "*/5 * * * *",
+                "latest",
+                "2026-03-14T10:05:00Z",
+                "2026-03-14T10:05:00Z",
+            ),
+            (
+                "*/5 * * * *",
+                "next",
+                "2026-03-14T10:05:00Z",
+                "2026-03-14T10:10:00Z",
+            ),
+            // Across midnight and a month end.
+            (
+                "0 2 * * *",
+                "latest",
+                "2026-03-01T01:59:59Z",
+                "2026-02-28T02:00:00Z",
+            ),
+            (
+                "0 2 * * *",
+                "next",
+                "2026-02-28T02:00:00Z",
+                "2026-03-01T02:00:00Z",
+            ),
+            // Weekdays only (Friday morning -> Monday), a seconds field, and an alias.
+            (
+                "30 6 * * MON-FRI",
+                "next",
+                "2026-03-13T07:00:00Z",
+                "2026-03-16T06:30:00Z",
+            ),
+            (
+                "15 * * * * *",
+                "next",
+                "2026-03-14T10:00:15Z",
+                "2026-03-14T10:01:15Z",
+            ),
+            (
+                "@daily",
+                "latest",
+                "2026-03-14T10:00:00Z",
+                "2026-03-14T00:00:00Z",
+            ),
+        ];
+        for (expr, which, now, want) in cases {
+            let s = Schedule::parse(expr).expect("parse");
+            let got = match which {
+                "latest" => s.latest_at_or_before(at(now)),
+                _ => s.next_after(at(now)),
+            };
+            assert_eq!(show(got), want, "{expr}: {which} from {now}");
+        }
     }
 
     #[test]
