@@ -66,6 +66,9 @@ pub struct SoakOutcome {
     pub duplicates: Vec<String>,
     pub unexpected: Vec<String>,
     pub dead: Vec<String>,
+    /// `heartsuite reconcile --deposit` for every funded deposit: exceptions, by status.
+    pub recon: BTreeMap<String, u64>,
+    pub recon_exceptions: Vec<String>,
     pub audit: String,
     pub audit_intact: bool,
     pub finished: bool,
@@ -75,7 +78,12 @@ pub struct SoakOutcome {
 impl SoakOutcome {
     /// The proof holds: nothing missing or twice, the queue drained, the chain intact.
     pub fn holds(&self) -> bool {
-        self.finished && self.missing.is_empty() && self.duplicates.is_empty() && self.unexpected.is_empty() && self.audit_intact
+        self.finished
+            && self.missing.is_empty()
+            && self.duplicates.is_empty()
+            && self.unexpected.is_empty()
+            && self.recon_exceptions.is_empty()
+            && self.audit_intact
     }
 
     pub fn text(&self) -> String {
@@ -102,6 +110,10 @@ impl SoakOutcome {
             for k in list.iter().take(20) {
                 s += &format!("    {label}: {k}\n");
             }
+        }
+        s += &format!("  reconciliation of every funded deposit: {:?}\n", self.recon);
+        for e in self.recon_exceptions.iter().take(20) {
+            s += &format!("    {e}\n");
         }
         s += &format!("  dead letters: {}\n", self.dead.len());
         for d in self.dead.iter().take(20) {
@@ -339,6 +351,24 @@ pub async fn run(args: &SoakArgs, bin: &Path, flows_dir: Option<PathBuf>) -> Res
         None => (format!("intact ({} entries)", report.entries), true),
         Some(b) => (format!("BROKEN at entry {}: {}", b.seq, b.reason), false),
     };
+    // Then reconcile, as an operator would: each funded deposit against NetSuite.
+    let connectors = crate::connectors::Connectors::from_config(&cfg, &crate::config::SecretResolver::new(&cfg), std::sync::Arc::new(heartsuite_core::SystemClock), None)?;
+    let (Some(gp), Some(ns_conn)) = (connectors.gpapi.as_deref(), connectors.netsuite.as_deref()) else {
+        bail!("the soak configuration has no [gpapi] or [netsuite]");
+    };
+    let mut recon: BTreeMap<String, u64> = BTreeMap::new();
+    let mut recon_exceptions = Vec::new();
+    for d in &generated.summary.deposits {
+        let scope = crate::recon_cmd::Scope::Deposit(d.id.clone());
+        let report = crate::recon_cmd::run_report(gp, ns_conn, &store, &cfg.recon, &scope).await?;
+        for item in &report.items {
+            *recon.entry(item.status.as_str().to_string()).or_default() += 1;
+        }
+        recon_exceptions.extend(report.exceptions().map(|i| format!("deposit {}: {} {} — {}", d.id, i.key, i.status.as_str(), i.reason)));
+        for line in report.deposits.iter().filter(|l| l.status.is_exception()) {
+            recon_exceptions.push(format!("deposit {}: {} — {}", line.deposit_id, line.status.as_str(), line.reason));
+        }
+    }
     let stats = sandboxes.netsuite.stats().await;
     if args.faults {
         netsuite_faults = stats.faults_injected;
@@ -357,6 +387,8 @@ pub async fn run(args: &SoakArgs, bin: &Path, flows_dir: Option<PathBuf>) -> Res
         duplicates,
         unexpected,
         dead,
+        recon,
+        recon_exceptions,
         audit,
         audit_intact,
         finished,

@@ -22,6 +22,8 @@ async fn check(args: SoakArgs) {
     assert!(out.finished, "the queue did not drain:\n{}", out.text());
     assert!(out.missing.is_empty(), "postings missing:\n{}", out.text());
     assert!(out.duplicates.is_empty() && out.unexpected.is_empty(), "postings duplicated:\n{}", out.text());
+    assert!(out.recon.get("matched").copied().unwrap_or(0) > 0, "reconciliation matched nothing:\n{}", out.text());
+    assert!(out.recon_exceptions.is_empty(), "reconciliation exceptions:\n{}", out.text());
     assert!(out.audit_intact, "audit chain:\n{}", out.text());
     assert!(out.dead.iter().all(|d| !d.contains("NO REASON RECORDED")), "an unexplained dead letter:\n{}", out.text());
 }

@@ -527,7 +527,9 @@ impl Fetcher<'_> {
                             0
                         } else if in_list(acct, &self.opts.chargeback_accounts) {
                             1
-                        } else if in_list(acct, &self.opts.refund_accounts) {
+                        } else if v.minor > 0 && in_list(acct, &self.opts.refund_accounts) {
+                            // A debit: refunds leave the account the sales came out of (a
+                            // credit on the same account is the sales).
                             2
                         } else if v.minor > 0 {
                             3

@@ -238,7 +238,9 @@ impl Default for Rules {
             bank_accounts: Vec::new(),
             // The settlement flow's `chargebacks_account` and `refunds_account` settings.
             chargeback_accounts: vec!["4".into()],
-            refund_accounts: vec!["5".into()],
+            // Undeposited Funds (1): the settlement flow's journal takes card refunds out of it
+            // (flows/gpapi_settlement_to_deposit.toml `refunds_account`); Clearing (5) too.
+            refund_accounts: vec!["1".into(), "5".into()],
         }
     }
 }

@@ -567,10 +567,12 @@ impl Sandbox {
             totals.returns += 1;
             totals.returns_minor += refund_total;
             let refunded = match &orig.card_txn {
-                Some(txn) => self
-                    .refund_locked(st, txn, Some(refund_total), None, at)
-                    .ok()
-                    .map(|i| st.gp.txns[i].id.clone()),
+                // The POS sends the return ticket as the refund's merchant reference, as it
+                // sends the sale ticket with the sale (`POS-<ticket>`).
+                Some(txn) => self.refund_locked(st, txn, Some(refund_total), None, at).ok().map(|i| {
+                    st.gp.txns[i].reference = format!("POS-{rid}");
+                    st.gp.txns[i].id.clone()
+                }),
                 None => None,
             };
             let payment = match &refunded {
