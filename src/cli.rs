@@ -163,8 +163,9 @@ pub enum SecretsCmd {
 
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo and benchmarks print their own summary, dead letters and alerts included.
     let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench { .. });
-    crate::telemetry::init(if quiet { "warn" } else { "info" });
+    crate::telemetry::init(if quiet { "error" } else { "info" });
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -225,6 +226,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let store = open_store(&cfg).await?;
             dlq(cmd, &store, clock.as_ref()).await
         }
+        Command::Review { cmd } => {
+            let cfg = load_config(&cli.global)?;
+            let store = open_store(&cfg).await?;
+            crate::customer_match::review(cmd, &store, clock.as_ref()).await
+        }
         Command::Audit { cmd } => {
             let cfg = load_config(&cli.global)?;
             let store = open_store(&cfg).await?;
@@ -233,11 +239,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Secrets { cmd } => secrets(cmd, &load_config(&cli.global)?, clock.as_ref()).await,
         Command::Bench { cmd } => crate::bench::run(cmd, &cli.global).await,
         Command::Demo(args) => crate::demo::run(args, &cli.global).await,
-        Command::Review { cmd } => {
-            let cfg = load_config(&cli.global)?;
-            let store = open_store(&cfg).await?;
-            crate::customer_match::review(cmd, &store, clock.as_ref()).await
-        }
         Command::Flows { cmd } => crate::flows_cmd::run(cmd, &load_config(&cli.global)?),
         Command::Map { cmd: MapCmd::Test { flow, input, dir } } => {
             crate::flows_cmd::map_test(&load_config(&cli.global)?, &flow, &input, dir)

@@ -3,7 +3,9 @@
 
 pub mod api_error;
 pub mod bench;
+pub mod bench_day;
 pub mod bench_netsuite;
+pub mod day;
 pub mod demo;
 pub mod drift;
 pub mod flows_cmd;
@@ -11,11 +13,12 @@ pub mod wiring;
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod customer_match;
 pub mod pollers;
 pub mod recon_cmd;
 pub mod sandbox_cmd;
 pub mod scheduler;
 pub mod server;
-pub mod customer_match;
+pub mod soak;
 pub mod sources;
 pub mod telemetry;
