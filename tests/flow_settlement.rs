@@ -310,6 +310,66 @@ fn expected(d: &DepositWithTransactions) -> Expected {
     }
 }
 
+/// Each card refund is a credit memo hs-cm-<TRN> and a customer refund hs-crf-<TRN> paying it out
+/// of Undeposited Funds (which the settlement debits for the refund, so it nets to zero), applied
+/// to that memo for the refunded amount to the cent. Running the refund flow again for the same
+/// transactions (new inbox events, same payloads) writes nothing new.
+async fn customer_refunds_pay_out_their_credit_memos(env: &Env, deposits: &[DepositWithTransactions]) {
+    let mut refunds = 0;
+    for d in deposits {
+        let p = expected(d).places;
+        for (trn, minor) in &expected(d).refunds {
+            refunds += 1;
+            let memo: Value = env.nsc.get("creditMemo", &format!("eid:hs-cm-{trn}"), false).await.expect("the refund's credit memo exists");
+            let crf: Value = env.nsc.get("customerRefund", &format!("eid:hs-crf-{trn}"), true).await.expect("the refund's customer refund exists");
+            assert_eq!(amount(&crf["total"]), dec(*minor, p), "{crf}");
+            assert_eq!(crf["account"]["id"], json!(UNDEPOSITED), "{crf}");
+            assert_eq!(crf["customer"]["id"], memo["entity"]["id"], "{crf}");
+            assert_eq!(crf["currency"]["id"], json!("1"), "{crf}");
+            let brand = d.transactions.iter().find(|t| &t.id == trn).and_then(|t| t.payment_method.as_ref()?.card.as_ref()?.brand.clone()).unwrap_or_default();
+            let method = match brand.to_lowercase().as_str() {
+                "visa" => "5",
+                "mastercard" => "4",
+                "amex" => "6",
+                "discover" => "3",
+                other => panic!("a card brand the flow's table lacks: {other}"),
+            };
+            assert_eq!(crf["paymentMethod"]["id"], json!(method), "{brand}: {crf}");
+            let apply = lines(&crf, "apply");
+            assert_eq!(apply.len(), 1, "one apply line, the credit memo: {crf}");
+            assert_eq!(apply[0]["doc"]["id"], memo["id"], "{crf}");
+            assert_eq!(amount(&apply[0]["amount"]), dec(*minor, p), "{crf}");
+            // Fully paid out: nothing is left open on the memo.
+            let memo: Value = env.nsc.get("creditMemo", &format!("eid:hs-cm-{trn}"), false).await.unwrap();
+            assert_eq!(memo["status"]["id"].as_str().or(memo["status"].as_str()), Some("B"), "{memo}");
+        }
+    }
+    assert!(refunds > 0, "the day should have card refunds (seed choice)");
+    assert_eq!(env.netsuite_count("CustRfnd").await, refunds);
+    assert_eq!(env.netsuite_count("CustCred").await, refunds);
+
+    // The same refunds again, as new events: the idempotency keys make every write a no-op.
+    let kind = "gpapi.transaction.captured";
+    let mut items = Vec::new();
+    for t in deposits.iter().flat_map(|d| &d.transactions).filter(|t| t.kind == Some(TransactionType::Refund)) {
+        let a = t.amount.expect("amount");
+        let brand = t.payment_method.as_ref().and_then(|p| p.card.as_ref()).and_then(|c| c.brand.clone());
+        let payload = json!({"id": t.id, "time_created": t.time_created, "type": "REFUND", "status": "CAPTURED", "amount": a.minor.to_string(),
+                             "currency": a.currency.code(), "payment_method": {"card": {"brand": brand}}, "customer": {"id": CUSTOMER}});
+        let flows = env.router.flows_for(kind, &payload);
+        assert_eq!(flows, ["gpapi_refund_to_credit_memo"]);
+        items.push(heartsuite_store::IngestItem {
+            flows,
+            event: heartsuite_core::NewEvent { source: "rerun".into(), source_event_key: format!("{}:rerun", t.id), kind: kind.into(), payload, received_at: SystemClock.now_micros() },
+            run_at: SystemClock.now_micros(),
+        });
+    }
+    env.store.ingest(&items).await.unwrap();
+    env.settle().await;
+    assert_eq!(env.netsuite_count("CustRfnd").await, refunds, "a rerun creates no customer refund");
+    assert_eq!(env.netsuite_count("CustCred").await, refunds, "a rerun creates no credit memo");
+}
+
 fn amount(v: &Value) -> rust_decimal::Decimal {
     let text = match v {
         Value::String(s) => s.clone(),
@@ -377,6 +437,7 @@ async fn journal_mode_posts_one_balanced_entry_per_deposit_to_the_cent() {
         assert!(total.is_zero(), "balanced");
     }
     assert!(saw_refund && saw_chargeback, "the day should exercise refunds and chargebacks (seed choice)");
+    customer_refunds_pay_out_their_credit_memos(&env, &deposits).await;
 
     // Polling again finds nothing; losing the cursor re-reads every deposit, and the inbox key
     // (the deposit id) makes that a no-op too.

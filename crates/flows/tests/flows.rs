@@ -234,7 +234,7 @@ name = "out"
 #[test]
 fn conditional_logic_refund_becomes_credit_memo_and_sale_does_not() {
     let set = FlowSet::builtin().expect("builtin flows");
-    let refund = json!({"id": "T1", "type": "REFUND", "status": "CAPTURED", "time_created": "2026-01-02T12:00:00Z", "amount": "100", "currency": "USD", "customer": {"id": "C"}});
+    let refund = json!({"id": "T1", "type": "REFUND", "status": "CAPTURED", "time_created": "2026-01-02T12:00:00Z", "amount": "100", "currency": "USD", "payment_method": {"card": {"brand": "AMEX"}}, "customer": {"id": "C"}});
     let sale = json!({"id": "T2", "type": "SALE", "status": "CAPTURED", "time_created": "2026-01-02T12:00:00Z", "amount": "100", "currency": "USD", "customer": {"id": "C"}});
     let names = |v: &serde_json::Value| {
         set.flows_for("gpapi.transaction.captured", v)
@@ -256,10 +256,14 @@ fn conditional_logic_refund_becomes_credit_memo_and_sale_does_not() {
     let mut ctx = DryRunContext::new().with_lookup("netsuite", "customer", "hs-cust-C", "9");
     let r = flow.dry_run(&refund, &mut ctx);
     assert!(r.failure.is_none(), "{:?}", r.failure);
-    assert_eq!(r.writes.len(), 1);
+    assert_eq!(r.writes.len(), 2, "a credit memo, then the customer refund paying it out");
     assert_eq!(r.writes[0].intent.target, "netsuite.upsert");
     assert_eq!(r.writes[0].intent.record_type, "creditMemo");
     assert_eq!(r.writes[0].intent.idempotency_key, "hs-cm-T1");
+    assert_eq!(r.writes[1].intent.record_type, "customerRefund");
+    assert_eq!(r.writes[1].intent.idempotency_key, "hs-crf-T1");
+    assert_eq!(r.writes[1].intent.body["paymentMethod"]["id"], json!("6"));
+    assert_eq!(r.writes[1].intent.body["apply"]["items"][0]["amount"], json!("1.00"));
 
     let mut invoiced = refund.clone();
     invoiced["order"] = json!({"invoice_internal_id": "77"});
@@ -271,6 +275,7 @@ fn conditional_logic_refund_becomes_credit_memo_and_sale_does_not() {
     assert_eq!(r.writes[0].intent.target, "netsuite.transform");
     assert_eq!(r.writes[0].intent.params["from_id"], json!("77"));
     assert_eq!(r.writes[0].intent.params["from_type"], json!("invoice"));
+    assert_eq!(r.writes[1].intent.record_type, "customerRefund");
 }
 
 #[test]
