@@ -368,6 +368,38 @@ async fn customer_refunds_pay_out_their_credit_memos(env: &Env, deposits: &[Depo
     env.settle().await;
     assert_eq!(env.netsuite_count("CustRfnd").await, refunds, "a rerun creates no customer refund");
     assert_eq!(env.netsuite_count("CustCred").await, refunds, "a rerun creates no credit memo");
+
+    // The invoiced branch: a paid invoice of 42.50 is transformed into the memo (nothing open on
+    // the invoice to apply it to), and the customer refund pays that memo out in full.
+    let customer = env.nsc.get::<Value>("customer", &format!("eid:hs-cust-{CUSTOMER}"), false).await.unwrap()["id"].clone();
+    let inv = json!({"entity": {"id": customer}, "item": {"items": [{"item": {"id": "501"}, "quantity": 1, "rate": "42.50"}]}});
+    let inv = env.nsc.upsert("invoice", "hs-inv-refund-test", &inv).await.unwrap();
+    let pay = json!({"customer": {"id": customer}, "payment": "42.50", "apply": {"items": [{"doc": {"id": inv}, "apply": true, "amount": "42.50"}]}});
+    env.nsc.upsert("customerPayment", "hs-pay-refund-test", &pay).await.unwrap();
+    let payload = json!({"id": "TRN_INV_REFUND", "time_created": "2026-11-27T04:30:00Z", "type": "REFUND", "status": "CAPTURED", "amount": "4250",
+                         "currency": "USD", "reference": "INV-TEST", "payment_method": {"card": {"brand": "DISCOVER"}}, "customer": {"id": CUSTOMER},
+                         "order": {"invoice_internal_id": inv}});
+    let flows = env.router.flows_for(kind, &payload);
+    let item = |key: &str| heartsuite_store::IngestItem {
+        flows: flows.clone(),
+        event: heartsuite_core::NewEvent { source: "rerun".into(), source_event_key: key.into(), kind: kind.into(), payload: payload.clone(), received_at: SystemClock.now_micros() },
+        run_at: SystemClock.now_micros(),
+    };
+    env.store.ingest(&[item("TRN_INV_REFUND:1")]).await.unwrap();
+    env.settle().await;
+    let memo: Value = env.nsc.get("creditMemo", "eid:hs-cm-TRN_INV_REFUND", false).await.unwrap();
+    assert_eq!(memo["createdFrom"]["id"], json!(inv), "{memo}");
+    assert_eq!(amount(&memo["total"]), dec(4250, 2), "{memo}");
+    let crf: Value = env.nsc.get("customerRefund", "eid:hs-crf-TRN_INV_REFUND", true).await.unwrap();
+    assert_eq!((amount(&crf["total"]), crf["paymentMethod"]["id"].clone(), crf["tranDate"].clone()), (dec(4250, 2), json!("3"), json!("2026-11-26")), "{crf}");
+    let apply = lines(&crf, "apply");
+    assert_eq!((apply.len(), apply[0]["doc"]["id"].clone(), amount(&apply[0]["amount"])), (1, memo["id"].clone(), dec(4250, 2)), "{crf}");
+    let memo: Value = env.nsc.get("creditMemo", "eid:hs-cm-TRN_INV_REFUND", false).await.unwrap();
+    assert_eq!(memo["status"]["id"], json!("B"), "fully applied: {memo}");
+    env.store.ingest(&[item("TRN_INV_REFUND:2")]).await.unwrap();
+    env.settle().await;
+    assert_eq!(env.netsuite_count("CustRfnd").await, refunds + 1, "a rerun creates no customer refund");
+    assert_eq!(env.netsuite_count("CustCred").await, refunds + 1, "a rerun creates no credit memo");
 }
 
 fn amount(v: &Value) -> rust_decimal::Decimal {
