@@ -237,6 +237,14 @@ impl Sender {
         self.post("/hooks/gpapi", &text, &[(ingress::GP_SIGNATURE_HEADER, sig)]).await
     }
 
+    /// Sends web-store orders as the store does (signed with [`SHOP_SECRET`]).
+    pub async fn shop_orders(&mut self, orders: &[WebOrder]) -> Result<usize> {
+        for o in orders {
+            self.shop(&o.body, SHOP_SECRET).await?;
+        }
+        Ok(orders.len())
+    }
+
     pub async fn shop(&mut self, text: &str, secret: &str) -> Result<()> {
         let ts = (SystemClock.now_micros() / 1_000_000).to_string();
         let sig = ingress::hmac_signature(secret.as_bytes(), &ts, text.as_bytes());
@@ -359,5 +367,230 @@ impl Engine {
         for p in self.pollers {
             let _ = p.await;
         }
+    }
+}
+
+// ---------------------------------------------------------------- web-store orders (order-to-cash)
+
+/// Sandbox test cards (docs/shop-orders.md, the GP-API sandbox's approve list). The store's
+/// payment page sends a card to GP-API once and keeps only the `PMT_` token; heartsuite only ever
+/// sees the token.
+const WEB_APPROVE_CARDS: &[&str] = &["4263970000005262", "5425230000004415", "374101000000608", "6011000000000087"];
+/// Declined by the GP-API sandbox (result code 101).
+const WEB_DECLINE_CARD: &str = "4000120000001154";
+const WEB_FIRST: &[&str] = &["Ann", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jon"];
+const WEB_LAST: &[&str] = &["Lee", "Okafor", "Martin", "Patel", "Rossi", "Nguyen", "Smith", "Kowalski"];
+
+/// One signed web-store order as the demo sent it (docs/shop-orders.md).
+#[derive(Debug, Clone)]
+pub struct WebOrder {
+    pub id: String,
+    /// The exact JSON text sent: a resend is the same bytes with the same event id.
+    pub body: String,
+    /// (SKU, quantity, unit price), in the order's line order.
+    pub lines: Vec<(String, u32, rust_decimal::Decimal)>,
+    pub currency: String,
+    /// Paid with a card the GP-API sandbox declines.
+    pub declines: bool,
+}
+
+/// `amount` in minor units of a two-decimal currency (the demo's orders are in USD).
+fn cents(amount: rust_decimal::Decimal) -> Result<i64> {
+    use rust_decimal::prelude::ToPrimitive;
+    (amount * rust_decimal::Decimal::ONE_HUNDRED).round().to_i64().ok_or_else(|| anyhow!("amount {amount} out of range"))
+}
+
+/// A NetSuite amount (number or decimal string) in minor units.
+fn record_cents(v: &Value, field: &str) -> Result<i64> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        other => return Err(anyhow!("{field}: not an amount: {other}")),
+    };
+    cents(text.parse().map_err(|e| anyhow!("{field}: {text:?} is not a decimal: {e}"))?)
+}
+
+impl WebOrder {
+    /// The worth of `quantity` of line `index` (0-based), in minor units.
+    pub fn line_minor(&self, index: usize, quantity: u32) -> Result<i64> {
+        let (sku, _, price) = self.lines.get(index).ok_or_else(|| anyhow!("order {} has no line {}", self.id, index + 1))?;
+        cents(*price * rust_decimal::Decimal::from(quantity)).with_context(|| format!("order {} line {sku}", self.id))
+    }
+
+    pub fn total_minor(&self) -> Result<i64> {
+        (0..self.lines.len()).map(|i| self.line_minor(i, self.lines[i].1)).sum()
+    }
+}
+
+/// The orders once the warehouse has done its part.
+#[derive(Debug, Clone, Default)]
+pub struct Warehouse {
+    /// Sales orders found in NetSuite with an approved authorization / on hold after a decline.
+    pub authorized: usize,
+    pub declined: usize,
+    /// Orders with no sales order in NetSuite (still retrying or dead-lettered for another reason).
+    pub missing: Vec<String>,
+    pub shipments: Vec<Shipment>,
+}
+
+/// One item fulfilment the warehouse created.
+#[derive(Debug, Clone)]
+pub struct Shipment {
+    pub order: String,
+    pub fulfilment: String,
+    pub partial: bool,
+    /// The shipped lines at the order's prices, in minor units: what must be captured.
+    pub value_minor: i64,
+}
+
+impl Sandboxes {
+    /// A JSON POST to the GP-API sandbox as the store's payment page makes it; `what` names it in errors.
+    async fn gp_post(&self, http: &reqwest::Client, path: &str, bearer: Option<&str>, body: &Value, what: &str) -> Result<Value> {
+        let mut req = http.post(format!("{}{path}", self.heartland.gpapi_url())).header("X-GP-Version", "2021-03-22").json(body);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send().await.with_context(|| format!("GP-API sandbox {what}"))?.json().await.with_context(|| format!("GP-API sandbox {what}: the answer"))
+    }
+
+    /// A GP-API access token, as the store's payment page gets one.
+    async fn gp_access_token(&self, http: &reqwest::Client) -> Result<String> {
+        let nonce = format!("demo-shop-{}", SystemClock.now_micros());
+        let secret = heartsuite_heartland::gpapi::access_token_secret(&nonce, &Secret::new(GP_APP_KEY));
+        let body = json!({"app_id": GP_APP_ID, "nonce": nonce, "secret": secret, "grant_type": "client_credentials"});
+        let v = self.gp_post(http, "/accesstoken", None, &body, "access token").await?;
+        v["token"].as_str().map(String::from).ok_or_else(|| anyhow!("GP-API sandbox access token: no token in {v}"))
+    }
+
+    /// The store's payment page: stores the card at GP-API and keeps the `PMT_` token.
+    async fn tokenize(&self, http: &reqwest::Client, bearer: &str, card: &str, name: &str) -> Result<String> {
+        let body = json!({"card": {"number": card, "expiry_month": "12", "expiry_year": "30"}, "name": name});
+        let v = self.gp_post(http, "/payment-methods", Some(bearer), &body, "payment method").await?;
+        // The answer masks the card; only the id is kept.
+        v["id"].as_str().filter(|id| id.starts_with("PMT_")).map(String::from).ok_or_else(|| anyhow!("GP-API sandbox stored no payment method (status {})", v["status"]))
+    }
+
+    /// `n` web-store orders placed on the plan's day, deterministic from its seed: shoppers
+    /// (some ordering twice), 1–3 lines of the catalogue's SKUs at their prices, each paid with
+    /// a stored card token; every seventh order (the 4th, 11th, …) with a card that declines.
+    pub async fn web_orders(&self, plan: &DayPlan, n: usize) -> Result<Vec<WebOrder>> {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let mut catalogue: Vec<(String, rust_decimal::Decimal)> = self
+            .retail_client()?
+            .list_items(&heartsuite_heartland::ListQuery::default())
+            .await
+            .map_err(|e| anyhow!("listing the Retail catalogue: {e}"))?
+            .into_iter()
+            .filter_map(|it| Some((it.public_id.filter(|s| !s.is_empty())?, it.price.filter(|p| p.is_sign_positive() && !p.is_zero())?.round_dp(2))))
+            .collect();
+        catalogue.sort();
+        if n > 0 && catalogue.is_empty() {
+            return Err(anyhow!("the Retail catalogue has no priced items to order"));
+        }
+        // A different stream from the generator's, so adding orders leaves the POS day unchanged.
+        let mut rng = StdRng::seed_from_u64(plan.seed ^ 0x5eb0_0d3e);
+        let http = reqwest::Client::new();
+        let bearer = self.gp_access_token(&http).await?;
+        let shoppers = (n * 2 / 3).max(1);
+        let mut orders = Vec::with_capacity(n);
+        for i in 0..n {
+            let shopper = rng.random_range(0..shoppers);
+            let (first, last) = (WEB_FIRST[shopper % WEB_FIRST.len()], WEB_LAST[(shopper / WEB_FIRST.len() + shopper) % WEB_LAST.len()]);
+            let email = format!("{}.{}{shopper}@example.com", first.to_lowercase(), last.to_lowercase());
+            let mut picks: Vec<usize> = Vec::new();
+            let want = rng.random_range(1..=3usize).min(catalogue.len());
+            while picks.len() < want {
+                let k = rng.random_range(0..catalogue.len());
+                if !picks.contains(&k) {
+                    picks.push(k);
+                }
+            }
+            let lines: Vec<(String, u32, rust_decimal::Decimal)> =
+                picks.iter().map(|&k| (catalogue[k].0.clone(), rng.random_range(1..=3u32), catalogue[k].1)).collect();
+            let declines = i % 7 == 3;
+            let card = if declines { WEB_DECLINE_CARD } else { WEB_APPROVE_CARDS[i % WEB_APPROVE_CARDS.len()] };
+            let token = self.tokenize(&http, &bearer, card, &format!("{first} {last}")).await?;
+            let id = format!("W{}", 1001 + i);
+            let mut order = WebOrder { id: id.clone(), body: String::new(), lines, currency: "USD".into(), declines };
+            let subtotal = format!("{}.{:02}", order.total_minor()? / 100, order.total_minor()? % 100);
+            let body = json!({
+                "event_id": format!("order-{id}-created"),
+                "type": "order.created",
+                "id": id,
+                // Store hours, 08:00–15:59 in Chicago: the business date is the plan's date.
+                "created_at": format!("{}T{:02}:{:02}:00Z", plan.date, 14 + i % 8, (i * 7) % 60),
+                "currency": order.currency,
+                "customer": {
+                    "email": email,
+                    "phone": format!("(512) 555-{:04}", 100 + shopper),
+                    "first_name": first,
+                    "last_name": last,
+                    "billing_address": {"line1": format!("{} Main St", 100 + shopper), "city": "Austin", "state": "TX", "zip": "78701", "country": "US"},
+                    "shipping_address": {"line1": format!("{} Elm Rd", 10 + shopper), "city": "Austin", "state": "TX", "zip": "78702", "country": "US"}
+                },
+                "lines": order.lines.iter().map(|(sku, q, p)| json!({"sku": sku, "quantity": q, "unit_price": p.to_string()})).collect::<Vec<_>>(),
+                "totals": {"subtotal": subtotal, "shipping": "0.00", "tax": "0.00", "total": subtotal},
+                "payment": {"token": token}
+            });
+            order.body = body.to_string();
+            orders.push(order);
+        }
+        Ok(orders)
+    }
+
+    /// The warehouse ships every order whose sales order is pending fulfilment: in full, except
+    /// the first with more than one unit, of which one unit of its first line ships (the rest
+    /// stays open). Each fulfilment is created through the NetSuite API; the sandbox's
+    /// user-event emitter tells the engine.
+    pub async fn ship(&self, orders: &[WebOrder]) -> Result<Warehouse> {
+        let ns = self.netsuite_client()?;
+        let mut w = Warehouse::default();
+        let mut partial_done = false;
+        for o in orders {
+            let eid = format!("hs-so-{}", o.id);
+            let Some(so) = ns.get_by_external_id::<Value>("salesOrder", &eid, true).await.map_err(|e| anyhow!("reading sales order {eid}: {e}"))? else {
+                w.missing.push(o.id.clone());
+                continue;
+            };
+            match so["custbody_hs_auth_status"].as_str() {
+                Some("DECLINED") => w.declined += 1,
+                Some("PREAUTHORIZED") => w.authorized += 1,
+                _ => {}
+            }
+            if so["orderStatus"]["id"].as_str() != Some("B") {
+                continue;
+            }
+            let so_id = so["id"].as_str().ok_or_else(|| anyhow!("sales order {eid} has no id"))?;
+            let units: u32 = o.lines.iter().map(|l| l.1).sum();
+            let (body, partial, value_minor) = if !partial_done && units > 1 {
+                partial_done = true;
+                let first_line = so["item"]["items"][0]["line"].clone();
+                (Some(json!({"item": {"items": [{"orderLine": first_line, "quantity": "1", "itemReceive": true}]}})), true, o.line_minor(0, 1)?)
+            } else {
+                (None, false, o.total_minor()?)
+            };
+            let fulfilment = ns
+                .transform("salesOrder", so_id, "itemFulfillment", body.as_ref())
+                .await
+                .map_err(|e| anyhow!("fulfilling sales order {eid}: {e}"))?;
+            w.shipments.push(Shipment { order: o.id.clone(), fulfilment, partial, value_minor });
+        }
+        Ok(w)
+    }
+
+    /// The invoices the fulfilment flow billed for these shipments: (how many exist, their total
+    /// in minor units). Each invoice's total is the shipment's capture (docs/shop-orders.md).
+    pub async fn invoiced(&self, shipments: &[Shipment]) -> Result<(usize, i64)> {
+        let ns = self.netsuite_client()?;
+        let (mut n, mut total) = (0, 0);
+        for s in shipments {
+            let eid = format!("hs-inv-{}", s.fulfilment);
+            if let Some(inv) = ns.get_by_external_id::<Value>("invoice", &eid, false).await.map_err(|e| anyhow!("reading invoice {eid}: {e}"))? {
+                total += record_cents(&inv["total"], &format!("invoice {eid} total"))?;
+                n += 1;
+            }
+        }
+        Ok((n, total))
     }
 }

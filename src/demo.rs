@@ -30,6 +30,9 @@ pub struct DemoArgs {
     /// Latency the NetSuite sandbox adds to each request.
     #[arg(long, default_value_t = 20)]
     pub netsuite_latency_ms: u64,
+    /// Web-store orders placed that day (every seventh is paid with a card that declines).
+    #[arg(long, default_value_t = 12)]
+    pub orders: usize,
     /// Where to write the HTML summary (default: the data directory).
     #[arg(long)]
     pub html: Option<PathBuf>,
@@ -87,21 +90,33 @@ pub async fn run(args: DemoArgs, g: &Global) -> Result<()> {
     // Tickets, returns and customers post first; the deposit poller then finds the funded
     // deposits (a few seconds of quiet lets it run).
     day::wait_idle(&store, "tickets, returns, deposits → NetSuite", Duration::from_secs(3), Duration::from_secs(300)).await?;
+
+    // The web store's day (order-to-cash): orders authorize and become sales orders; then the
+    // warehouse ships them in NetSuite and each fulfilment captures, invoices and applies.
+    let orders = sandboxes.web_orders(&plan, args.orders).await?;
+    sender.shop_orders(&orders).await?;
+    day::wait_idle(&store, "web orders → sales orders", Duration::from_secs(1), Duration::from_secs(300)).await?;
+    let warehouse = sandboxes.ship(&orders).await?;
+    // The fulfilment events come from NetSuite's emitter, so the wait settles a few seconds.
+    day::wait_idle(&store, "shipments → captures, invoices", Duration::from_secs(3), Duration::from_secs(300)).await?;
+    let invoiced = sandboxes.invoiced(&warehouse.shipments).await?;
+    let web = WebTour::new(&orders, warehouse, invoiced)?;
     let first = sandboxes.netsuite.stats().await;
     let first_records = posted(&first.records);
 
-    // The same day again: every webhook redelivered.
+    // The same day again: every webhook and web order redelivered.
     let before = sender.sent.clone();
     sender.deliver(&generated).await?;
+    let resent_orders = sender.shop_orders(&orders).await?;
     day::wait_idle(&store, "the same day, redelivered", Duration::from_secs(2), Duration::from_secs(120)).await?;
     let second = sandboxes.netsuite.stats().await;
     let redelivery = Redelivery {
-        sent: delivered,
+        sent: delivered + resent_orders,
         recognised: sender.sent.duplicates - before.duplicates,
         new_records: posted(&second.records).values().sum::<u64>() as i64 - first_records.values().sum::<u64>() as i64,
     };
 
-    let summary = Summary::collect(&store, &generated.summary, &second, &sender.sent, redelivery, engine.running.alerts.sent(), started.elapsed()).await?;
+    let summary = Summary::collect(&store, &generated.summary, web, &second, &sender.sent, redelivery, engine.running.alerts.sent(), started.elapsed()).await?;
     println!("{}", summary.text());
     let html_path = args.html.clone().unwrap_or_else(|| data_dir.join("demo-report.html"));
     std::fs::write(&html_path, summary.html())?;
@@ -130,8 +145,62 @@ fn money(minor: i64, currency: &str) -> String {
     }
 }
 
+/// The web store's orders through order-to-cash, as found in NetSuite afterwards.
+struct WebTour {
+    placed: usize,
+    paid_with_declining_card: usize,
+    warehouse: day::Warehouse,
+    /// Invoices found for the shipments, and their total (= the captures) in minor units.
+    invoices: usize,
+    invoiced_minor: i64,
+    shipped_minor: i64,
+    currency: String,
+}
+
+impl WebTour {
+    fn new(orders: &[day::WebOrder], warehouse: day::Warehouse, (invoices, invoiced_minor): (usize, i64)) -> Result<Self> {
+        Ok(Self {
+            placed: orders.len(),
+            paid_with_declining_card: orders.iter().filter(|o| o.declines).count(),
+            shipped_minor: warehouse.shipments.iter().map(|s| s.value_minor).sum(),
+            warehouse,
+            invoices,
+            invoiced_minor,
+            currency: orders.first().map(|o| o.currency.clone()).unwrap_or_else(|| "USD".into()),
+        })
+    }
+
+    fn rows(&self) -> Vec<(String, String)> {
+        let w = &self.warehouse;
+        let partial = w.shipments.iter().filter(|s| s.partial).count();
+        let mut rows = vec![
+            ("Web orders placed".to_string(), format!("{} ({} paid with a card that declines)", self.placed, self.paid_with_declining_card)),
+            ("Web orders authorized".into(), format!("{} (sales order pending fulfilment)", w.authorized)),
+            (
+                "Web orders declined".into(),
+                format!("{} (sales order on hold; dead-lettered by design so someone calls the customer)", w.declined),
+            ),
+            ("Web orders shipped".into(), format!("{} ({} in full, {partial} in part)", w.shipments.len(), w.shipments.len() - partial)),
+            (
+                format!("Web orders captured {}", self.currency),
+                format!(
+                    "{} on {} invoices (the shipped lines are worth {})",
+                    money(self.invoiced_minor, &self.currency),
+                    self.invoices,
+                    money(self.shipped_minor, &self.currency)
+                ),
+            ),
+        ];
+        if !w.missing.is_empty() {
+            rows.push(("Web orders with no sales order".into(), w.missing.join(", ")));
+        }
+        rows
+    }
+}
+
 struct Summary {
     day: DaySummary,
+    web: WebTour,
     sent: day::Sent,
     redelivery: Redelivery,
     jobs: BTreeMap<JobState, i64>,
@@ -150,6 +219,7 @@ impl Summary {
     async fn collect(
         store: &DynStore,
         day: &DaySummary,
+        web: WebTour,
         stats: &heartsuite_sandbox::netsuite::Stats,
         sent: &day::Sent,
         redelivery: Redelivery,
@@ -170,6 +240,7 @@ impl Summary {
         let masked_note = store.event_by_key("shop", "web-1").await?.and_then(|e| e.payload["note"].as_str().map(String::from));
         Ok(Self {
             day: day.clone(),
+            web,
             sent: sent.clone(),
             redelivery,
             jobs: store.job_counts().await?.into_iter().collect(),
@@ -213,6 +284,10 @@ impl Summary {
         let mut s = String::new();
         let _ = writeln!(s, "\nThe business day {} (seed {}) — {:.1} s", self.day.date, self.day.seed, self.elapsed.as_secs_f64());
         for (k, v) in self.day_rows() {
+            let _ = writeln!(s, "  {k:<44} {v}");
+        }
+        let _ = writeln!(s, "\n  The web store's day (order to cash):");
+        for (k, v) in self.web.rows() {
             let _ = writeln!(s, "  {k:<44} {v}");
         }
         let _ = writeln!(s, "\n  Webhooks accepted and stored:        {}", self.sent.accepted);
@@ -276,6 +351,8 @@ impl Summary {
         let _ = write!(h, "<h1>heartsuite demo — business day {}</h1><p>Seed {}, run time {:.1} s</p>", esc(&self.day.date), self.day.seed, self.elapsed.as_secs_f64());
         h.push_str("<h2>The day in Heartland</h2>");
         table(&mut h, self.day_rows());
+        h.push_str("<h2>The web store's orders</h2>");
+        table(&mut h, self.web.rows());
         h.push_str("<h2>Posted to NetSuite</h2>");
         table(&mut h, self.records.iter().map(|(k, v)| (k.clone(), v.to_string())));
         let _ = write!(h, "<p>NetSuite requests spent: {} ({} answered 429)</p>", self.ns_requests, self.ns_429);

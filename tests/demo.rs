@@ -1,6 +1,7 @@
 //! The README's first command, small: the demo runs a generated business day end to end, posts
 //! every ticket, return and deposit once, recognises the whole day delivered again, and says
-//! what happened.
+//! what happened. Its web-store orders go order to cash: each becomes a sales order, the
+//! shipped ones are captured, invoiced and paid, and the declined ones are the only dead letters.
 
 use std::process::Command;
 
@@ -34,6 +35,34 @@ fn demo_posts_a_business_day_once_and_explains_what_it_refused() {
     let posted = number_after(&text, "deposit ").unwrap_or(0) + number_after(&text, "journalEntry").unwrap_or(0);
     assert_eq!(posted, deposits, "one NetSuite deposit or journal entry per funded deposit:\n{text}");
     assert!(text.contains(" recognised as already seen, 0 new NetSuite records"), "{text}");
+
+    // Web-store orders (default 12, every seventh declined).
+    let placed = number_after(&text, "Web orders placed").expect("orders placed");
+    let authorized = number_after(&text, "Web orders authorized").expect("orders authorized");
+    let declined = number_after(&text, "Web orders declined").expect("orders declined");
+    let shipped = number_after(&text, "Web orders shipped").expect("orders shipped");
+    assert_eq!((placed, authorized, declined), (12, 10, 2), "{text}");
+    assert_eq!(shipped, authorized, "every authorized order ships:\n{text}");
+    assert!(text.contains(&format!("Web orders shipped                           {shipped} ({} in full, 1 in part)", shipped - 1)), "{text}");
+    assert_eq!(number_after(&text, "salesOrder"), Some(placed), "one sales order per order, declined ones on hold:\n{text}");
+    assert_eq!(number_after(&text, "itemFulfillment"), Some(shipped), "{text}");
+    assert!(number_after(&text, "invoice").unwrap_or(0) >= shipped, "{text}");
+    assert!(number_after(&text, "customerPayment").unwrap_or(0) >= shipped, "{text}");
+    // What was captured (the invoices of the shipments) is exactly what shipped, to the cent.
+    let captured = text.lines().find(|l| l.trim_start().starts_with("Web orders captured USD")).expect("captured line");
+    let (got, want) = captured.split_once(" on ").and_then(|(a, b)| Some((a.split_whitespace().nth(4)?, b.split("worth ").nth(1)?))).expect("amounts");
+    assert_eq!(format!("{got} USD)"), want, "{captured}");
+    assert!(captured.contains(&format!(" on {shipped} invoices ")), "{captured}");
+    assert!(!got.starts_with("0.00"), "{captured}");
+    // The only dead letters are the declined orders.
+    let dead: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Dead-lettered"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(dead.len() as u64, declined, "{text}");
+    assert!(dead.iter().all(|l| l.contains("(shop_order_to_sales_order)") && l.contains("custbody_hs_auth_status")), "{dead:?}");
     assert!(text.contains("Refused (401 unauthorized):"), "{text}");
     assert!(text.contains("Refused (400 invalid_payload):"), "{text}");
     assert!(text.contains("stored as: \"card 426397******5262 exp 12/30\""), "{text}");
