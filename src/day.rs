@@ -579,6 +579,28 @@ impl Sandboxes {
         Ok(w)
     }
 
+    /// What GP-API captured for these orders, read back from GP-API: (captures, total in minor
+    /// units). The captures are found through the payments the fulfilment flow applied in
+    /// NetSuite (external id `hs-pay-<capture TRN id>`, memo ending `web order <id>`).
+    pub async fn captured(&self, orders: &[WebOrder]) -> Result<(usize, i64)> {
+        let ns = self.netsuite_client()?;
+        let conf = heartsuite_heartland::GpApiConfig::new(GP_APP_ID, Secret::new(GP_APP_KEY)).with_base_url(self.heartland.gpapi_url());
+        let gp = heartsuite_heartland::GpApiClient::new(conf).map_err(|e| anyhow!("GP-API client: {e}"))?;
+        let (mut n, mut total) = (0, 0);
+        for o in orders {
+            let sql = format!("SELECT externalid FROM transaction WHERE recordtype = 'customerpayment' AND memo LIKE '%web order {}'", o.id);
+            for row in ns.suiteql(&sql, 1000).await.map_err(|e| anyhow!("finding the payments of web order {}: {e}", o.id))? {
+                let Some(trn) = row.get("externalid").and_then(Value::as_str).and_then(|e| e.strip_prefix("hs-pay-")) else { continue };
+                let t = gp.get_transaction(trn).await.map_err(|e| anyhow!("reading capture {trn} of web order {}: {e}", o.id))?;
+                if t.status.as_str() == "CAPTURED" {
+                    total += t.amount.map(|m| m.minor).ok_or_else(|| anyhow!("capture {trn} has no amount"))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok((n, total))
+    }
+
     /// The invoices the fulfilment flow billed for these shipments: (how many exist, their total
     /// in minor units). Each invoice's total is the shipment's capture (docs/shop-orders.md).
     pub async fn invoiced(&self, shipments: &[Shipment]) -> Result<(usize, i64)> {

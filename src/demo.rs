@@ -100,7 +100,8 @@ pub async fn run(args: DemoArgs, g: &Global) -> Result<()> {
     // The fulfilment events come from NetSuite's emitter, so the wait settles a few seconds.
     day::wait_idle(&store, "shipments → captures, invoices", Duration::from_secs(3), Duration::from_secs(300)).await?;
     let invoiced = sandboxes.invoiced(&warehouse.shipments).await?;
-    let web = WebTour::new(&orders, warehouse, invoiced)?;
+    let captured = sandboxes.captured(&orders).await?;
+    let web = WebTour::new(&orders, warehouse, invoiced, captured);
     let first = sandboxes.netsuite.stats().await;
     let first_records = posted(&first.records);
 
@@ -153,21 +154,31 @@ struct WebTour {
     /// Invoices found for the shipments, and their total (= the captures) in minor units.
     invoices: usize,
     invoiced_minor: i64,
+    /// Captures read back from GP-API, and their total in minor units.
+    captures: usize,
+    captured_minor: i64,
     shipped_minor: i64,
     currency: String,
 }
 
 impl WebTour {
-    fn new(orders: &[day::WebOrder], warehouse: day::Warehouse, (invoices, invoiced_minor): (usize, i64)) -> Result<Self> {
-        Ok(Self {
+    fn new(
+        orders: &[day::WebOrder],
+        warehouse: day::Warehouse,
+        (invoices, invoiced_minor): (usize, i64),
+        (captures, captured_minor): (usize, i64),
+    ) -> Self {
+        Self {
             placed: orders.len(),
             paid_with_declining_card: orders.iter().filter(|o| o.declines).count(),
             shipped_minor: warehouse.shipments.iter().map(|s| s.value_minor).sum(),
             warehouse,
             invoices,
             invoiced_minor,
+            captures,
+            captured_minor,
             currency: orders.first().map(|o| o.currency.clone()).unwrap_or_else(|| "USD".into()),
-        })
+        }
     }
 
     fn rows(&self) -> Vec<(String, String)> {
@@ -184,7 +195,9 @@ impl WebTour {
             (
                 format!("Web orders captured {}", self.currency),
                 format!(
-                    "{} on {} invoices (the shipped lines are worth {})",
+                    "{} in {} GP-API captures; invoiced {} on {} invoices; the shipped lines are worth {}",
+                    money(self.captured_minor, &self.currency),
+                    self.captures,
                     money(self.invoiced_minor, &self.currency),
                     self.invoices,
                     money(self.shipped_minor, &self.currency)
