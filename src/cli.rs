@@ -304,6 +304,10 @@ async fn serve(cfg: Config, clock: Arc<dyn Clock>) -> Result<()> {
     let (alerts, breakers) = engine_parts(&cfg, clock.clone(), &secrets)?;
     let wired = wiring::build(&cfg, &secrets, clock.clone(), breakers.clone(), Some(store.clone()))?;
     let admin_token = cfg.server.admin_token.as_deref().map(|r| secrets.resolve(r, "server.admin_token")).transpose()?;
+    let changed = crate::config_audit::record(&store, clock.as_ref(), &cfg).await?;
+    if !changed.is_empty() {
+        tracing::info!(changed = ?changed, "configuration changed since the last start (recorded in the audit chain)");
+    }
     let clock_for_pollers = clock.clone();
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await

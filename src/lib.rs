@@ -12,6 +12,7 @@ pub mod flows_cmd;
 pub mod wiring;
 pub mod cli;
 pub mod config;
+pub mod config_audit;
 pub mod connectors;
 pub mod customer_match;
 pub mod pollers;

@@ -72,6 +72,18 @@ impl JobHandler for FlowEngine {
             let details = serde_json::json!({"flow": job.job.flow, "step": w.step, "path": w.path, "rule": w.rule, "message": w.message});
             ctx.audit("flow.warning", &format!("job:{}", job.job.id), None, details).await?;
         }
+        // Corrections the validation made (trimmed, e-mail case, phone, country...) are part
+        // of the record's history: one audit entry per run, before and after each.
+        let corrections: Vec<Value> = report
+            .findings
+            .iter()
+            .filter(|f| f.kind == heartsuite_flows::FindingKind::Correction)
+            .map(|c| serde_json::json!({"step": c.step, "path": c.path, "rule": c.rule, "before": c.before, "after": c.after}))
+            .collect();
+        if !corrections.is_empty() {
+            let details = serde_json::json!({"flow": job.job.flow, "corrections": corrections});
+            ctx.audit("flow.corrections", &format!("job:{}", job.job.id), None, details).await?;
+        }
         Ok(())
     }
 }
