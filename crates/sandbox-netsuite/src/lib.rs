@@ -107,6 +107,8 @@ pub(crate) struct Shared {
     pub creds: Credentials,
     pub db: tokio::sync::Mutex<store::Db>,
     pub pool: sqlx::SqlitePool,
+    /// Keeps the in-memory SuiteQL mirror alive whatever happens to the pool's connection.
+    pub _sql_anchor: tokio::sync::Mutex<sqlx::SqliteConnection>,
     pub auth: std::sync::Mutex<auth::AuthState>,
     pub faults: std::sync::Mutex<Vec<server::FaultRule>>,
     pub counters: Counters,
@@ -127,7 +129,7 @@ impl SandboxState {
             return Err(Error::Config("concurrency_limit must be at least 1".into()));
         }
         let db = store::Db::seeded();
-        let pool = sql::open().await?;
+        let (pool, sql_anchor) = sql::open().await?;
         sql::rebuild(&pool, &db).await?;
         let creds = Credentials {
             account: cfg.account.clone(),
@@ -146,6 +148,7 @@ impl SandboxState {
             creds,
             db: tokio::sync::Mutex::new(db),
             pool,
+            _sql_anchor: tokio::sync::Mutex::new(sql_anchor),
             auth: std::sync::Mutex::new(auth::AuthState::default()),
             faults: std::sync::Mutex::new(Vec::new()),
             counters: Counters::default(),

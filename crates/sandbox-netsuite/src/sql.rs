@@ -37,9 +37,20 @@ CREATE TABLE currency (id INTEGER PRIMARY KEY, name TEXT, symbol TEXT, isbasecur
 CREATE TABLE __df (kind TEXT, key TEXT, display TEXT, PRIMARY KEY (kind, key));
 "#;
 
-pub async fn open() -> Result<SqlitePool, Error> {
-    // One connection: an in-memory database lives exactly as long as its connection.
-    let opts = SqliteConnectOptions::new().in_memory(true);
+/// The mirror's database outlives any one pool connection: a named, shared-cache in-memory
+/// database lives as long as some connection to it is open, and the anchor returned by [`open`]
+/// is that connection. (The soak test found why: a request dropped mid-query — a client that
+/// hung up — makes the pool close its connection, and a plain `:memory:` database went with it,
+/// so the next SuiteQL query said "no such table".)
+pub async fn open() -> Result<(SqlitePool, sqlx::SqliteConnection), Error> {
+    use sqlx::Connection;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let opts = SqliteConnectOptions::new()
+        .filename(format!("file:hs-netsuite-sandbox-{}-{n}", std::process::id()))
+        .in_memory(true)
+        .shared_cache(true);
+    let anchor = sqlx::SqliteConnection::connect_with(&opts).await?;
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
@@ -62,7 +73,7 @@ pub async fn open() -> Result<SqlitePool, Error> {
         }
     }
     tx.commit().await?;
-    Ok(pool)
+    Ok((pool, anchor))
 }
 
 #[derive(Debug, Clone)]
@@ -608,5 +619,20 @@ mod tests {
         assert_eq!(oracle_date("11/26/2026", "MM/DD/YYYY").as_deref(), Some("2026-11-26"));
         assert_eq!(format_real(0.1 + 0.2), "0.3");
         assert_eq!(format_real(20.0), "20");
+    }
+}
+
+#[cfg(test)]
+mod anchor_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_mirror_survives_losing_its_pool_connection() {
+        let (pool, _anchor) = open().await.expect("open");
+        // What a request dropped mid-query does: the pool's connection is closed for good.
+        let conn = pool.acquire().await.expect("acquire").detach();
+        drop(conn);
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM __df").fetch_one(&pool).await.expect("the tables are still there");
+        assert!(n > 0);
     }
 }
