@@ -27,11 +27,6 @@ pub struct DayBench {
     pub text: String,
 }
 
-fn peak_rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
-}
-
 pub async fn run(a: &DayBenchArgs) -> Result<DayBench> {
     let dir = std::env::temp_dir().join(format!("heartsuite-bench-day-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -86,7 +81,7 @@ pub async fn run(a: &DayBenchArgs) -> Result<DayBench> {
     let _ = writeln!(t, "  jobs: {:?}", counts.iter().map(|(k, v)| format!("{}={v}", k.as_str())).collect::<Vec<_>>());
     let posted: Vec<String> = after_all.records.iter().filter(|(k, n)| **n > 0 && !["account", "subsidiary", "location", "paymentMethod", "currency", "inventoryItem"].contains(&k.as_str())).map(|(k, n)| format!("{k}={n}")).collect();
     let _ = writeln!(t, "  NetSuite records: {}", posted.join(", "));
-    if let Some(kib) = peak_rss_kib() {
+    if let Some(kib) = crate::bench::peak_rss_kib() {
         let _ = writeln!(t, "  peak RSS (engine + both sandboxes, one process): {:.1} MiB", kib as f64 / 1024.0);
     }
     engine.shutdown().await;
